@@ -1,0 +1,390 @@
+"""The Tensor operators: arithmetic with NumPy broadcasting, reductions, shape ops, indexing.
+
+Each is a Function with its backward next to its forward. Broadcasting is undone in one place,
+`unbroadcast`. Python scalars and plain arrays take the tensor's float dtype; two float tensors
+of different dtypes raise TypeError in `Function.apply` (no silent upcast).
+"""
+import builtins
+
+import numpy as np
+
+from ..device import to_device
+from ..tensor import Function, Tensor, unbroadcast
+
+
+def as_tensor(value, like=None):
+    """A Tensor for an operand: Tensors pass through; scalars and arrays take `like`'s float dtype."""
+    if isinstance(value, Tensor):
+        return value
+    arr = np.asarray(value)
+    if like is not None and like.dtype.kind == "f" and arr.dtype.kind in "biuf":
+        return Tensor(arr, dtype=like.dtype)
+    return Tensor(arr)
+
+
+def _operands(a, b):
+    like = a if isinstance(a, Tensor) else b
+    a, b = as_tensor(a, like), as_tensor(b, like)
+    # an integer or bool tensor meeting a float tensor is cast to the float's dtype
+    if a.dtype.kind == "f" and b.dtype.kind in "biu":
+        b = Tensor(b.data, dtype=a.dtype)
+    elif b.dtype.kind == "f" and a.dtype.kind in "biu":
+        a = Tensor(a.data, dtype=b.dtype)
+    return a, b
+
+
+# ---- arithmetic ---------------------------------------------------------------------------
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = a.shape, b.shape
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        return unbroadcast(g, sa), unbroadcast(g, sb)
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = a.shape, b.shape
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        return unbroadcast(g, sa), unbroadcast(-g, sb)
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return unbroadcast(g / b, a.shape), unbroadcast(-g * a / (b * b), b.shape)
+
+
+class Pow(Function):
+    """out = a ** b;  d/da = b * a**(b-1),  d/db = out * log(a) (0 where a == 0 and b >= 0)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a ** b
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, out = ctx.saved
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = unbroadcast(g * b * a ** (b - 1), a.shape)
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logs = np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.where(a == 0, 0, np.nan))
+            gb = unbroadcast(g * out * logs.astype(out.dtype), b.shape)
+        return ga, gb
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class MatMul(Function):
+    """a @ b with NumPy's rules: 1-D operands are promoted, batch dimensions broadcast."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        a2 = a[None, :] if a.ndim == 1 else a          # (K,) -> (1, K)
+        b2 = b[:, None] if b.ndim == 1 else b          # (K,) -> (K, 1)
+        g2 = g
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if b.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        ga = np.matmul(g2, np.swapaxes(b2, -1, -2))
+        gb = np.matmul(np.swapaxes(a2, -1, -2), g2)
+        ga = unbroadcast(ga, a2.shape).reshape(a.shape)
+        gb = unbroadcast(gb, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+def add(a, b): return Add.apply(*_operands(a, b))
+def sub(a, b): return Sub.apply(*_operands(a, b))
+def mul(a, b): return Mul.apply(*_operands(a, b))
+def div(a, b): return Div.apply(*_operands(a, b))
+def pow(a, b): return Pow.apply(*_operands(a, b))  # noqa: A001 (mirrors the operator name)
+def matmul(a, b): return MatMul.apply(*_operands(a, b))
+def neg(a): return Neg.apply(a)
+
+
+def compare(op, a, b):
+    """A bool tensor; comparisons have no gradient."""
+    a, b = _operands(a, b)
+    return Tensor(op(a.data, b.data))
+
+
+# ---- elementwise functions --------------------------------------------------------------
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = np.exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved
+        return g * out
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.log(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved
+        return g / a
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = np.sqrt(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved
+        return g / (2 * out)
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.abs(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved
+        return g * np.sign(a)
+
+
+def exp(x): return Exp.apply(x)
+def log(x): return Log.apply(x)
+def sqrt(x): return Sqrt.apply(x)
+def abs(x): return Abs.apply(x)  # noqa: A001
+
+
+# ---- reductions ---------------------------------------------------------------------------
+def _axes(axis, ndim):
+    """Normalise `axis` (None, int or tuple) to a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for ax in axes:
+        if not -ndim <= ax < builtins.max(ndim, 1):
+            raise ValueError(f"axis {ax} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(ax) % builtins.max(ndim, 1))
+    return tuple(sorted(out))
+
+
+def _keep(g, axes, keepdims):
+    """Give a reduced gradient back its reduced axes (size 1) so it broadcasts over the input."""
+    return g if keepdims else np.expand_dims(g, axes)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.shape, ctx.axes, ctx.keepdims = a.shape, _axes(axis, a.ndim), keepdims
+        return np.asarray(a.sum(axis=ctx.axes, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx, g):
+        return np.broadcast_to(_keep(g, ctx.axes, ctx.keepdims), ctx.shape).copy()
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.shape, ctx.axes, ctx.keepdims = a.shape, _axes(axis, a.ndim), keepdims
+        ctx.count = int(np.prod([a.shape[i] for i in ctx.axes], dtype=np.int64))
+        return np.asarray(a.mean(axis=ctx.axes, keepdims=keepdims), dtype=a.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        g = _keep(g, ctx.axes, ctx.keepdims) / ctx.count
+        return np.broadcast_to(g, ctx.shape).astype(g.dtype, copy=True)
+
+
+class Max(Function):
+    """The gradient goes to the maximum; tied maxima share it equally (as torch.amax)."""
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.axes, ctx.keepdims = _axes(axis, a.ndim), keepdims
+        if a.size == 0:
+            raise ValueError(f"max: cannot reduce an empty tensor of shape {a.shape}")
+        out = np.asarray(a.max(axis=ctx.axes, keepdims=True))
+        ctx.save_for_backward(a, out)
+        return out if keepdims else np.asarray(np.squeeze(out, axis=ctx.axes))
+
+    @staticmethod
+    def backward(ctx, g):
+        a, out = ctx.saved
+        winners = (a == out)
+        counts = winners.sum(axis=ctx.axes, keepdims=True)
+        return (winners * (_keep(g, ctx.axes, ctx.keepdims) / counts)).astype(a.dtype)
+
+
+def sum(x, axis=None, keepdims=False): return Sum.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001
+def mean(x, axis=None, keepdims=False): return Mean.apply(x, axis=axis, keepdims=keepdims)
+def max(x, axis=None, keepdims=False): return Max.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001
+
+
+# ---- shape ops ----------------------------------------------------------------------------
+def _shape_args(args):
+    """Accept both f(2, 3) and f((2, 3))."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.shape = a.shape
+        try:
+            return a.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} "
+                             f"({a.size} elements) into {shape}") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.shape)
+
+
+class Transpose(Function):
+    @staticmethod
+    def forward(ctx, a, axes):
+        axes = tuple(reversed(range(a.ndim))) if not axes else tuple(int(x) % builtins.max(a.ndim, 1) for x in axes)
+        if sorted(axes) != list(range(a.ndim)):
+            raise ValueError(f"transpose: axes {axes} are not a permutation of {a.ndim} dimensions")
+        ctx.inverse = tuple(np.argsort(axes))
+        return a.transpose(axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.transpose(ctx.inverse)
+
+
+def reshape(x, *shape): return Reshape.apply(x, shape=_shape_args(shape))
+def transpose(x, *axes): return Transpose.apply(x, axes=_shape_args(axes))
+
+
+class GetItem(Function):
+    """t[idx] for basic slicing and integer-array indexing; the backward scatters with add.at
+    so that an index repeated twice receives the gradient twice."""
+
+    @staticmethod
+    def forward(ctx, a, idx):
+        ctx.shape, ctx.dtype, ctx.idx = a.shape, a.dtype, idx
+        return np.array(a[idx], copy=True)
+
+    @staticmethod
+    def backward(ctx, g):
+        grad = np.zeros(ctx.shape, dtype=ctx.dtype)
+        np.add.at(grad, ctx.idx, g)
+        return grad
+
+
+def _plain_index(idx):
+    if isinstance(idx, Tensor):
+        return idx.numpy()
+    if isinstance(idx, tuple):
+        return tuple(_plain_index(i) for i in idx)
+    if isinstance(idx, list):
+        return np.asarray(idx)
+    return idx
+
+
+def getitem(x, idx): return GetItem.apply(x, idx=_plain_index(idx))
+
+
+class AsType(Function):
+    @staticmethod
+    def forward(ctx, a, dtype):
+        ctx.dtype = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.astype(ctx.dtype)
+
+
+def astype(x, dtype):
+    dtype = np.dtype(dtype)
+    if dtype == x.dtype:
+        return x
+    if dtype.kind != "f" or x.dtype.kind != "f":
+        return Tensor(x.data.astype(dtype) if x.device == "cpu" else x.numpy().astype(dtype), dtype=dtype)
+    return AsType.apply(x, dtype=dtype)
+
+
+class To(Function):
+    """Copy to another device; differentiable: the gradient is copied back."""
+
+    @staticmethod
+    def forward(ctx, a, device):
+        from ..device import array_device
+        ctx.source = array_device(a)
+        return to_device(a, device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return to_device(g, ctx.source)
+
+
+def to(x, device):
+    from ..device import check_device
+    if check_device(device) == x.device:
+        return x
+    return To.apply(x, device=device)

@@ -1,0 +1,283 @@
+"""The autograd core: Tensor, Function and the backward walk over the graph.
+
+Define-by-run: every op is a `Function` whose `apply` runs `forward` on raw arrays and, when a
+gradient is wanted, records a `Context` node that remembers the inputs. `Tensor.backward` sorts
+those nodes in reverse topological order and calls each node's hand-written `backward` once,
+after every consumer of its outputs has added its share of the gradient.
+
+Everything op-specific (add, conv2d, ...) lives in `minicnn.functional`; this file only knows
+how to build and walk the graph.
+"""
+import numpy as np
+
+from . import _grad_mode
+from .device import array_device, to_device
+
+DEFAULT_FLOAT = np.float32
+
+
+def _as_array(data, dtype):
+    """The array a Tensor holds: floats default to float32, integers and bools stay as they are."""
+    if dtype is not None:
+        return np.asarray(data, dtype=np.dtype(dtype))
+    arr = np.asarray(data)
+    if arr.dtype.kind == "f" or arr.dtype == object:
+        return arr.astype(DEFAULT_FLOAT, copy=False)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: cannot hold data of dtype {arr.dtype}")
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array that can remember how it was computed.
+
+    `Tensor(data, requires_grad=False, dtype=None)`: Python floats and float arrays become
+    float32 unless `dtype` says otherwise; integer and bool data keep their dtype.
+    """
+
+    __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if array_device(data) == "cpu":
+            data = _as_array(data, dtype)
+        self.data = data
+        self.grad = None
+        self._node = None     # the Context that produced this tensor (None for a leaf)
+        self._index = 0       # which output of that node this tensor is
+        self._retain = False  # keep .grad on a non-leaf (see retain_grad)
+        self.requires_grad = False
+        self.requires_grad_(requires_grad)
+
+    # ---- plain properties -------------------------------------------------------------
+    shape = property(lambda self: tuple(self.data.shape))
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: np.dtype(self.data.dtype))
+    size = property(lambda self: int(np.prod(self.data.shape, dtype=np.int64)))
+    device = property(lambda self: array_device(self.data))
+    is_leaf = property(lambda self: self._node is None)
+
+    def requires_grad_(self, flag=True):
+        if flag and self.dtype.kind != "f":
+            raise TypeError(f"Tensor: only floating-point tensors can require grad, got {self.dtype}")
+        self.requires_grad = bool(flag)
+        return self
+
+    def retain_grad(self):
+        """Keep `.grad` on this intermediate tensor too (leaves always keep theirs)."""
+        if self._node is not None and not self._retain:
+            self._node.retained.append((self._index, self))
+        self._retain = True
+        return self
+
+    def numpy(self):
+        """A NumPy copy of the data, fetched from the GPU when needed."""
+        return np.array(to_device(self.data, "cpu"), copy=True)
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"Tensor.item: only one-element tensors convert to a number, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor(self.data, dtype=self.dtype)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        dev = "" if self.device == "cpu" else f", device='{self.device}'"
+        return f"Tensor({np.array2string(self.numpy(), precision=4, separator=', ')}, dtype={self.dtype}{dev}{grad})"
+
+    # ---- backward ---------------------------------------------------------------------
+    def backward(self, grad=None):
+        """Add d(self)/d(leaf) * grad into `.grad` of every leaf that requires grad."""
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no graph")
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward: grad can be omitted only for a one-element tensor, "
+                                   f"this one has shape {self.shape}")
+            grad = np.ones(self.shape, dtype=self.dtype)
+        grad = grad.data if isinstance(grad, Tensor) else grad
+        if array_device(grad) == "cpu":
+            grad = np.asarray(grad, dtype=self.dtype)
+        if tuple(grad.shape) != self.shape:
+            raise ValueError(f"backward: grad has shape {tuple(grad.shape)}, the tensor has shape {self.shape}")
+        if self._node is None:
+            self._accumulate(grad)
+            return
+        grads = {(id(self._node), self._index): grad}
+        for node in reversed(_topological_order(self._node)):
+            outs = [grads.pop((id(node), i), None) for i in range(len(node.out_meta))]
+            node.run_backward(outs, grads)
+
+    def _accumulate(self, grad):
+        self.grad = grad.copy() if self.grad is None else self.grad + grad
+
+    # ---- operators: each is a Function in minicnn/functional/basic.py -------------------
+    def __add__(self, other): return _ops.add(self, other)
+    def __radd__(self, other): return _ops.add(other, self)
+    def __sub__(self, other): return _ops.sub(self, other)
+    def __rsub__(self, other): return _ops.sub(other, self)
+    def __mul__(self, other): return _ops.mul(self, other)
+    def __rmul__(self, other): return _ops.mul(other, self)
+    def __truediv__(self, other): return _ops.div(self, other)
+    def __rtruediv__(self, other): return _ops.div(other, self)
+    def __pow__(self, other): return _ops.pow(self, other)
+    def __rpow__(self, other): return _ops.pow(other, self)
+    def __matmul__(self, other): return _ops.matmul(self, other)
+    def __rmatmul__(self, other): return _ops.matmul(other, self)
+    def __neg__(self): return _ops.neg(self)
+    def __pos__(self): return self
+    def __getitem__(self, idx): return _ops.getitem(self, idx)
+    # comparisons give bool tensors and carry no gradient
+    def __lt__(self, other): return _ops.compare(np.less, self, other)
+    def __le__(self, other): return _ops.compare(np.less_equal, self, other)
+    def __gt__(self, other): return _ops.compare(np.greater, self, other)
+    def __ge__(self, other): return _ops.compare(np.greater_equal, self, other)
+    def __eq__(self, other): return _ops.compare(np.equal, self, other)
+    def __ne__(self, other): return _ops.compare(np.not_equal, self, other)
+    __hash__ = object.__hash__  # tensors are used as dict keys (optimiser state)
+
+    def sum(self, axis=None, keepdims=False): return _ops.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return _ops.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return _ops.max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return -_ops.max(-self, axis, keepdims)
+    def argmax(self, axis=None): return Tensor(np.argmax(self.numpy(), axis=axis))
+    def reshape(self, *shape): return _ops.reshape(self, *shape)
+    def transpose(self, *axes): return _ops.transpose(self, *axes)
+    T = property(lambda self: _ops.transpose(self))
+    def exp(self): return _ops.exp(self)
+    def log(self): return _ops.log(self)
+    def sqrt(self): return _ops.sqrt(self)
+    def abs(self): return _ops.abs(self)
+    def astype(self, dtype): return _ops.astype(self, dtype)
+    def float(self): return _ops.astype(self, np.float32)
+    def double(self): return _ops.astype(self, np.float64)
+    def to(self, device): return _ops.to(self, device)
+
+
+def _topological_order(root):
+    """Nodes so that each one comes after every node that produced one of its inputs."""
+    order, seen, stack = [], {id(root)}, [(root, False)]
+    while stack:  # iterative depth-first search: deep nets would overflow Python's recursion
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for t in node.inputs:
+            if t is not None and t._node is not None and id(t._node) not in seen:
+                seen.add(id(t._node))
+                stack.append((t._node, False))
+    return order
+
+
+class Context:
+    """One recorded op: what backward needs (saved arrays, any attributes) plus the graph edges."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.saved = ()
+        self.inputs = []           # Tensor (requiring grad) or None, one per positional input
+        self.out_meta = []         # (shape, dtype) of each output, to make zero grads
+        self.retained = []         # outputs that asked for retain_grad, by index
+        self.needs_input_grad = ()
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+    def run_backward(self, out_grads, grads):
+        for i, out in self.retained:
+            if out_grads[i] is not None:
+                out._accumulate(out_grads[i])
+        if all(g is None for g in out_grads):
+            return
+        out_grads = [np.zeros(s, d) if g is None else g for g, (s, d) in zip(out_grads, self.out_meta)]
+        in_grads = self.fn.backward(self, *out_grads)
+        if not isinstance(in_grads, tuple):
+            in_grads = (in_grads,)
+        if len(in_grads) != len(self.inputs):
+            raise RuntimeError(f"{self.fn.__name__}.backward returned {len(in_grads)} gradients "
+                               f"for {len(self.inputs)} inputs")
+        for t, g in zip(self.inputs, in_grads):
+            if t is None or g is None:
+                continue
+            if tuple(g.shape) != t.shape:
+                raise RuntimeError(f"{self.fn.__name__}.backward: gradient of shape {tuple(g.shape)} "
+                                   f"for an input of shape {t.shape}")
+            if t._node is None:
+                t._accumulate(g)
+            else:
+                key = (id(t._node), t._index)
+                grads[key] = g if key not in grads else grads[key] + g
+
+
+class Function:
+    """Base of every op. Subclasses define two staticmethods on raw arrays:
+
+        forward(ctx, *arrays, **params) -> array or tuple of arrays
+        backward(ctx, *grad_outputs)    -> one gradient (or None) per positional input
+
+    and are called as `MyOp.apply(*tensors, **params)`.
+    """
+
+    @staticmethod
+    def forward(ctx, *args, **params):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **params):
+        _check_one_float_dtype(cls.__name__, args)
+        _check_one_device(cls.__name__, args)
+        ctx = Context(cls)
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        out = cls.forward(ctx, *raw, **params)
+        multi = isinstance(out, tuple)
+        outs = out if multi else (out,)
+        record = _grad_mode.enabled and any(ctx.needs_input_grad)
+        tensors = tuple(Tensor(o, dtype=o.dtype) for o in outs)
+        if record:
+            ctx.inputs = [a if need else None for a, need in zip(args, ctx.needs_input_grad)]
+            ctx.out_meta = [(o.shape, o.dtype) for o in outs]
+            for i, t in enumerate(tensors):
+                if t.dtype.kind == "f":
+                    t.requires_grad, t._node, t._index = True, ctx, i
+        return tensors if multi else tensors[0]
+
+
+def _check_one_float_dtype(name, args):
+    dtypes = {a.dtype for a in args if isinstance(a, Tensor) and a.dtype.kind == "f"}
+    if len(dtypes) > 1:
+        names = " and ".join(sorted(str(d) for d in dtypes))
+        raise TypeError(f"{name}: inputs mix dtypes {names}; cast one explicitly (e.g. x.astype('float32'))")
+
+
+def _check_one_device(name, args):
+    devices = {a.device for a in args if isinstance(a, Tensor)}
+    if len(devices) > 1:
+        raise RuntimeError(f"{name}: inputs are on different devices {sorted(devices)}; move them with .to()")
+
+
+def unbroadcast(grad, shape):
+    """Sum a gradient back down to `shape`, undoing NumPy broadcasting (the one place that does)."""
+    shape = tuple(shape)
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+from .functional import basic as _ops  # noqa: E402  (the operators above need Tensor defined first)
