@@ -37,7 +37,13 @@ class use_kernels:
 
 
 def lookup(family, device="cpu"):
-    """The kernel module for `family` ("conv", "pool", ...) on `device`, e.g. kernels.cpu.conv."""
+    """The kernel module for `family` ("conv", "pool", ...) on `device`, e.g. kernels.cpu.conv.
+
+    `device` is "cpu", "cuda", or an array whose device decides.
+    """
+    if not isinstance(device, str):
+        from minicnn.device import array_device
+        device = array_device(device)
     folder = "cuda" if device == "cuda" else _CPU_CHOICES[_current]
     try:
         return importlib.import_module(f"{__name__}.{folder}.{family}")

@@ -1,0 +1,49 @@
+"""The one decorator every Numba CPU kernel uses.
+
+    @kernel                  -> njit(parallel=True, cache=..., fastmath=FASTMATH)
+    @kernel(parallel=False)  -> the same without prange threads (small or serial loops)
+
+fastmath leaves out 'nnan' and 'ninf': with plain fastmath=True, `np.isnan` lies and a NaN in
+the input can vanish from the output. Caching goes next to the source (__pycache__) or to
+NUMBA_CACHE_DIR; when neither is writable we fall back to a temporary folder, and when even that
+fails we compile without a cache rather than fail at import.
+"""
+import os
+import tempfile
+
+import numba
+from numba import njit
+
+FASTMATH = {"reassoc", "contract", "arcp", "afn", "nsz"}
+
+
+def _writable(folder):
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder)
+        probe.close()
+        return True
+    except OSError:
+        return False
+
+
+def _choose_cache():
+    if numba.config.CACHE_DIR:
+        return _writable(numba.config.CACHE_DIR)
+    if _writable(os.path.join(os.path.dirname(__file__), "__pycache__")):
+        return True
+    fallback = os.path.join(tempfile.gettempdir(), "minicnn-numba-cache")
+    if _writable(fallback):
+        numba.config.CACHE_DIR = fallback
+        return True
+    return False
+
+
+CACHE = _choose_cache()
+
+
+def kernel(fn=None, *, parallel=True):
+    """njit with the project's settings; use bare (@kernel) or with arguments."""
+    def wrap(f):
+        return njit(parallel=parallel, cache=CACHE, fastmath=FASTMATH)(f)
+    return wrap(fn) if fn is not None else wrap
