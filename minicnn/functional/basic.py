@@ -127,11 +127,8 @@ class MatMul(Function):
         a, b = ctx.saved
         a2 = a[None, :] if a.ndim == 1 else a          # (K,) -> (1, K)
         b2 = b[:, None] if b.ndim == 1 else b          # (K,) -> (K, 1)
-        g2 = g
-        if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
-        if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        g2 = g.reshape(batch + (a2.shape[-2], b2.shape[-1]))  # give back the promoted axes
         ga = np.matmul(g2, np.swapaxes(b2, -1, -2))
         gb = np.matmul(np.swapaxes(a2, -1, -2), g2)
         ga = unbroadcast(ga, a2.shape).reshape(a.shape)
@@ -337,13 +334,20 @@ class GetItem(Function):
 
 
 def _plain_index(idx):
-    if isinstance(idx, Tensor):
-        return idx.numpy()
-    if isinstance(idx, tuple):
-        return tuple(_plain_index(i) for i in idx)
-    if isinstance(idx, list):
-        return np.asarray(idx)
-    return idx
+    """Tensors and lists become arrays; a boolean mask becomes its integer coordinates, which
+    np.add.at in the backward understands (it would read a bool array as indices 0 and 1)."""
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    out = []
+    for part in parts:
+        if isinstance(part, Tensor):
+            part = part.numpy()
+        if isinstance(part, list):
+            part = np.asarray(part)
+        if isinstance(part, np.ndarray) and part.dtype == np.bool_:
+            out.extend(np.nonzero(part))
+        else:
+            out.append(part)
+    return tuple(out) if isinstance(idx, tuple) or len(out) != 1 else out[0]
 
 
 def getitem(x, idx): return GetItem.apply(x, idx=_plain_index(idx))

@@ -1,10 +1,83 @@
-"""Placeholder: being written."""
-def concat(*args, **kwargs):
-    raise NotImplementedError('concat')
+"""Shape ops used between layers: flatten, concat (inception's channel concatenation), pad2d.
 
-def flatten(*args, **kwargs):
-    raise NotImplementedError('flatten')
+    x       (N, C, H, W)
+    flatten (N, C*H*W)          for start_axis=1
+    concat  (N, C1 + C2 + ..., H, W) along axis=1
+    pad2d   (N, C, top + H + bottom, left + W + right)
+"""
+import numpy as np
 
-def pad2d(*args, **kwargs):
-    raise NotImplementedError('pad2d')
+from ..tensor import Function, Tensor
+from .basic import reshape
 
+
+def flatten(x, start_axis=1):
+    """Merge every axis from `start_axis` on into one: (N, C, H, W) -> (N, C*H*W)."""
+    if not -x.ndim <= start_axis < max(x.ndim, 1):
+        raise ValueError(f"flatten: start_axis {start_axis} is out of range for shape {x.shape}")
+    start = start_axis % x.ndim
+    return reshape(x, *x.shape[:start], -1)
+
+
+class Concat(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis=1):
+        ctx.axis = axis
+        ctx.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(np.ascontiguousarray(p) for p in np.split(g, ctx.bounds, axis=ctx.axis))
+
+
+def concat(tensors, axis=1):
+    """Join tensors along `axis`; every other axis must match."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("concat: expected at least one tensor, got none")
+    ndim = tensors[0].ndim
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"concat: axis {axis} is out of range for {ndim}-dimensional tensors")
+    axis %= ndim
+    ref = tensors[0].shape
+    for t in tensors[1:]:
+        if t.ndim != ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, ref)) if i != axis):
+            raise ValueError(f"concat: shapes {ref} and {t.shape} differ outside axis {axis}")
+    return Concat.apply(*tensors, axis=axis)
+
+
+def _pad_amounts(padding):
+    """(top, bottom, left, right) from an int, a pair (pH, pW) or PyTorch's (left, right, top, bottom)."""
+    if isinstance(padding, (int, np.integer)):
+        p = (int(padding),) * 4
+    elif len(padding) == 2:
+        p = (padding[0], padding[0], padding[1], padding[1])
+    elif len(padding) == 4:
+        left, right, top, bottom = padding
+        p = (top, bottom, left, right)
+    else:
+        raise ValueError(f"pad2d: padding must be an int, (pH, pW) or (left, right, top, bottom), got {padding!r}")
+    if any(int(v) != v or v < 0 for v in p):
+        raise ValueError(f"pad2d: padding must be non-negative integers, got {padding!r}")
+    return tuple(int(v) for v in p)
+
+
+class Pad2d(Function):
+    @staticmethod
+    def forward(ctx, x, pads, value):
+        top, bottom, left, right = pads
+        ctx.window = (slice(top, top + x.shape[-2]), slice(left, left + x.shape[-1]))
+        widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
+        return np.pad(x, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, g):
+        return np.ascontiguousarray(g[(...,) + ctx.window])
+
+
+def pad2d(x, padding, value=0.0):
+    """Pad the last two axes with `value`: `padding` is an int, (pH, pW), or (left, right, top, bottom)."""
+    if x.ndim < 2:
+        raise ValueError(f"pad2d: expected at least 2 dimensions (..., H, W), got shape {x.shape}")
+    return Pad2d.apply(x, pads=_pad_amounts(padding), value=value)
