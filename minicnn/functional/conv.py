@@ -1,10 +1,275 @@
-"""Placeholder: being written."""
-def conv1d(*args, **kwargs):
-    raise NotImplementedError('conv1d')
+"""Convolution and the fully connected layer: conv2d, conv1d, linear.
 
-def conv2d(*args, **kwargs):
-    raise NotImplementedError('conv2d')
+conv2d is im2col + one batched matrix product (the way the lecture slides draw it):
 
-def linear(*args, **kwargs):
-    raise NotImplementedError('linear')
+    cols = im2col(x)                         (N, K, L)    K = C*kH*kW per group, L = OH*OW
+    out  = W2 @ cols + b                     (O, K) @ (N, K, L) -> (N, O, L) = (N, O, OH, OW)
 
+    OH = (H + 2P - D*(kH-1) - 1) // S + 1    (= (H + 2P - F) // S + 1 for D = 1)
+
+and its backward is three more products and the adjoint of im2col:
+
+    dW    = sum_n  g[n] @ cols[n]^T          (O, L) @ (L, K) -> (O, K)
+    dcols = W2^T @ g                         (K, O) @ (N, O, L) -> (N, K, L)
+    dx    = col2im(dcols)                    overlapping windows add up
+    db    = g summed over N, OH, OW
+
+Groups split the channels into G independent convolutions: cols (N, G, Kg, L) and the weight
+(G, Og, Kg) are multiplied group by group in the same batched product.
+
+The batch is processed in chunks so one im2col workspace stays under WORKSPACE_BYTES; the
+backward recomputes the columns of each chunk instead of keeping them alive between forward and
+backward (they are kh*kw times larger than the input).
+"""
+import numpy as np
+
+from ..kernels import lookup
+from ..tensor import Function, Tensor
+
+WORKSPACE_BYTES = 256 * 2**20  # the largest im2col buffer one chunk of the batch may allocate
+
+
+# ---- argument checking ---------------------------------------------------------------------
+def _pair(name, what, value):
+    """An int or a pair of ints -> a pair of Python ints."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value), int(value)
+    if (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"{name}: {what} must be an int or a pair of ints, got {value!r}")
+
+
+def _positive_pair(name, what, value):
+    pair = _pair(name, what, value)
+    if min(pair) < 1:
+        raise ValueError(f"{name}: {what} must be >= 1, got {value!r}")
+    return pair
+
+
+def _same_padding(size, k, s, d):
+    """TensorFlow's "same": output ceil(size / s); the odd extra padding pixel goes at the end.
+    Returns (output size, padding before)."""
+    out = -(-size // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+    return out, total // 2
+
+
+def _geometry(name, x_shape, w_shape, stride, padding, dilation):
+    """Resolve the hyper-parameters into (sh, sw, pt, pl, dh, dw, oh, ow), checking them."""
+    H, W = x_shape[2:]
+    kh, kw = w_shape[2:]
+    sh, sw = _positive_pair(name, "stride", stride)
+    dh, dw = _positive_pair(name, "dilation", dilation)
+    if isinstance(padding, str):
+        if padding == "same":
+            oh, pt = _same_padding(H, kh, sh, dh)
+            ow, pl = _same_padding(W, kw, sw, dw)
+            return sh, sw, pt, pl, dh, dw, oh, ow
+        if padding != "valid":
+            raise ValueError(f"{name}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+        padding = 0
+    pt, pl = _pair(name, "padding", padding)
+    if min(pt, pl) < 0:
+        raise ValueError(f"{name}: padding must be >= 0, got {padding!r}")
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1          # the dilated kernel's extent
+    ph, pw = H + 2 * pt, W + 2 * pl
+    if eh > ph or ew > pw:
+        size = (lambda a, b: f"{b}") if name == "conv1d" else (lambda a, b: f"{a}x{b}")
+        raise ValueError(f"{name}: the kernel (dilated: {size(eh, ew)}) is larger than the padded "
+                         f"input ({size(ph, pw)})")
+    oh = (ph - eh) // sh + 1
+    ow = (pw - ew) // sw + 1
+    return sh, sw, pt, pl, dh, dw, oh, ow
+
+
+def _check_conv(name, x, weight, bias, groups, x_desc, w_desc):
+    """Shape and channel checks shared by conv2d and conv1d (on their own ranks)."""
+    rank = len(x_desc.split(","))
+    if x.ndim != rank:
+        raise ValueError(f"{name}: expected input of shape {x_desc}, got {x.shape}")
+    if weight.ndim != rank:
+        raise ValueError(f"{name}: expected weight of shape {w_desc}, got {weight.shape}")
+    if x.dtype.kind != "f" or weight.dtype.kind != "f":
+        raise TypeError(f"{name}: expected floating-point input and weight, got {x.dtype} and {weight.dtype}")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
+    C, O = x.shape[1], weight.shape[0]
+    if C % groups:
+        raise ValueError(f"{name}: in_channels ({C}) must be divisible by groups ({groups})")
+    if O % groups:
+        raise ValueError(f"{name}: out_channels ({O}) must be divisible by groups ({groups})")
+    if weight.shape[1] * groups != C:
+        raise ValueError(f"{name}: input has {C} channels, but weight of shape {weight.shape} with "
+                         f"groups={groups} expects {weight.shape[1] * groups} channels")
+    if bias is not None and tuple(bias.shape) != (O,):
+        raise ValueError(f"{name}: expected bias of shape ({O},), got {tuple(bias.shape)}")
+
+
+def _tensor(value, like=None):
+    if isinstance(value, Tensor) or value is None:
+        return value
+    return Tensor(value, dtype=like.dtype if like is not None and like.dtype.kind == "f" else None)
+
+
+# ---- conv2d --------------------------------------------------------------------------------
+def _chunks(N, row_bytes):
+    """Batch slices whose im2col buffer (row_bytes per sample) stays under WORKSPACE_BYTES."""
+    step = max(1, WORKSPACE_BYTES // max(row_bytes, 1))
+    return [slice(n, min(n + step, N)) for n in range(0, N, step)]
+
+
+class Conv2d(Function):
+    """out[n, o] = b[o] + sum_{c, i, j} W[o, c, i, j] * x[n, g*Cg + c, oy*S - P + i*D, ox*S - P + j*D]
+    (g the group of o), computed as im2col + a batched GEMM."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None, geometry=None, groups=1):
+        sh, sw, pt, pl, dh, dw, oh, ow = geometry
+        N, C, H, W = x.shape
+        O, Cg, kh, kw = weight.shape
+        G, Kg, L = groups, Cg * kh * kw, oh * ow
+        K = lookup("conv", x)
+        w3 = weight.reshape(G, O // G, Kg)
+        out = np.empty((N, O, oh, ow), dtype=x.dtype)
+        for s in _chunks(N, G * Kg * L * x.itemsize):
+            cols = K.im2col(x[s], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+            n = cols.shape[0]
+            # (G, Og, Kg) @ (n, G, Kg, L) -> (n, G, Og, L), written straight into the NCHW output
+            np.matmul(w3, cols.reshape(n, G, Kg, L), out=out[s].reshape(n, G, O // G, L))
+        if bias is not None:
+            out += bias.reshape(1, O, 1, 1)
+        ctx.save_for_backward(x, weight)
+        ctx.geometry, ctx.groups, ctx.has_bias = geometry, groups, bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved
+        sh, sw, pt, pl, dh, dw, oh, ow = ctx.geometry
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_b = ctx.has_bias and ctx.needs_input_grad[2]
+        N, C, H, W = x.shape
+        O, Cg, kh, kw = weight.shape
+        G, Og, Kg, L = ctx.groups, O // ctx.groups, Cg * kh * kw, oh * ow
+        K = lookup("conv", x)
+        g = np.ascontiguousarray(g, dtype=x.dtype)
+        g4 = g.reshape(N, G, Og, L)
+        w3 = weight.reshape(G, Og, Kg)
+        dx = np.empty_like(x) if need_x else None
+        dw3 = np.zeros((G, Og, Kg), dtype=x.dtype) if need_w else None
+        tmp = np.empty((G, Og, Kg), dtype=x.dtype) if need_w else None
+        for s in _chunks(N, G * Kg * L * x.itemsize):
+            gs = g4[s]
+            n = gs.shape[0]
+            if need_w:
+                cols = K.im2col(x[s], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow).reshape(n, G, Kg, L)
+                for i in range(n):
+                    # dW_g += g[i, g] @ cols[i, g]^T: the transpose is a view, BLAS reads it as such
+                    np.matmul(gs[i], cols[i].transpose(0, 2, 1), out=tmp)
+                    dw3 += tmp
+            if need_x:
+                dcols = np.matmul(w3.transpose(0, 2, 1), gs)          # (G, Kg, Og) @ (n, G, Og, L)
+                dx[s] = K.col2im(dcols.reshape(n, G * Kg, L), H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+        dweight = dw3.reshape(weight.shape) if need_w else None
+        dbias = g.sum(axis=(0, 2, 3)) if need_b else None
+        return dx, dweight, dbias
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as in every framework) over x (N, C, H, W).
+
+    weight (out_channels, in_channels // groups, kH, kW); bias (out_channels,) or None.
+    stride, dilation: int or (sH, sW). padding: int, (pH, pW), "valid" (= 0), or "same"
+    (TensorFlow's rule: output ceil(H / stride), the odd extra pixel at the bottom and right).
+    Output (N, out_channels, OH, OW) with OH = (H + 2P - D*(kH-1) - 1) // S + 1.
+    """
+    x = _tensor(x)
+    weight, bias = _tensor(weight, x), _tensor(bias, x)
+    _check_conv("conv2d", x, weight, bias, groups, "(N, C, H, W)",
+                "(out_channels, in_channels // groups, kH, kW)")
+    geometry = _geometry("conv2d", x.shape, weight.shape, stride, padding, dilation)
+    return Conv2d.apply(x, weight, bias, geometry=geometry, groups=int(groups))
+
+
+# ---- conv1d: the conv2d machinery with H = 1 -------------------------------------------------
+class Conv1d(Function):
+    """conv2d on x (N, C, 1, L) with a (O, Cg, 1, K) kernel; only views are added."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None, geometry=None, groups=1):
+        out = Conv2d.forward(ctx, x[:, :, None, :], weight[:, :, None, :], bias,
+                             geometry=geometry, groups=groups)
+        return out[:, :, 0, :]
+
+    @staticmethod
+    def backward(ctx, g):
+        dx, dw, db = Conv2d.backward(ctx, g[:, :, None, :])
+        return (None if dx is None else dx[:, :, 0, :],
+                None if dw is None else dw[:, :, 0, :], db)
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution over x (N, C, L) with weight (out_channels, in_channels // groups, K).
+
+    stride, padding, dilation: ints; padding may also be "same" or "valid" (the conv2d rules).
+    Output (N, out_channels, OL) with OL = (L + 2P - D*(K-1) - 1) // S + 1.
+    """
+    x = _tensor(x)
+    weight, bias = _tensor(weight, x), _tensor(bias, x)
+    _check_conv("conv1d", x, weight, bias, groups, "(N, C, L)", "(out_channels, in_channels // groups, K)")
+
+    def one(what, v):  # a 1-D hyper-parameter is an int (or a 1-tuple, as PyTorch allows)
+        if isinstance(v, (tuple, list)) and len(v) == 1:
+            v = v[0]
+        if isinstance(v, str) or (isinstance(v, (int, np.integer)) and not isinstance(v, bool)):
+            return v
+        raise ValueError(f"conv1d: {what} must be an int, got {v!r}")
+
+    stride, padding, dilation = one("stride", stride), one("padding", padding), one("dilation", dilation)
+    pad2 = padding if isinstance(padding, str) else (0, padding)
+    geometry = _geometry("conv1d", x.shape[:2] + (1,) + x.shape[2:], weight.shape[:2] + (1,) + weight.shape[2:],
+                         (1, stride), pad2, (1, dilation))
+    return Conv1d.apply(x, weight, bias, geometry=geometry, groups=int(groups))
+
+
+# ---- linear --------------------------------------------------------------------------------
+class Linear(Function):
+    """out = x @ W^T + b over the last axis of x (..., in_features)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        x2 = x.reshape(-1, x.shape[-1])
+        out = x2 @ weight.T
+        if bias is not None:
+            out += bias
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved
+        g2 = g.reshape(-1, weight.shape[0])
+        dx = (g2 @ weight).reshape(x.shape) if ctx.needs_input_grad[0] else None
+        dw = g2.T @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
+        db = g2.sum(axis=0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return dx, dw, db
+
+
+def linear(x, weight, bias=None):
+    """Fully connected layer: x (..., in_features) @ weight^T + bias, weight (out_features, in_features)."""
+    x = _tensor(x)
+    weight, bias = _tensor(weight, x), _tensor(bias, x)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: expected weight of shape (out_features, in_features), got {weight.shape}")
+    if x.ndim < 1:
+        raise ValueError(f"linear: expected input of shape (..., in_features), got {x.shape}")
+    if x.dtype.kind != "f" or weight.dtype.kind != "f":
+        raise TypeError(f"linear: expected floating-point input and weight, got {x.dtype} and {weight.dtype}")
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input has {x.shape[-1]} features (last axis of {x.shape}), but weight "
+                         f"of shape {weight.shape} expects in_features = {weight.shape[1]}")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"linear: expected bias of shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    return Linear.apply(x, weight, bias)
