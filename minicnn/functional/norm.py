@@ -1,7 +1,210 @@
-"""Placeholder: being written."""
-def batch_norm(*args, **kwargs):
-    raise NotImplementedError('batch_norm')
+"""Normalisation layers as functions: local response normalisation and batch norm.
 
-def local_response_norm(*args, **kwargs):
-    raise NotImplementedError('local_response_norm')
+Conventions (each one documented here once and tested in tests/test_norm.py):
 
+* LRN follows the AlexNet paper: `b_c = a_c / (k + alpha * sum_j a_j^2) ** beta` over the window
+  of channels `c - size//2 ... c + (size-1)//2` clipped to `[0, C-1]`. `alpha` is NOT divided by
+  `size`. PyTorch's `local_response_norm` divides it (it averages the squares), so
+  `F.local_response_norm(x, size, alpha, beta, k)` here equals PyTorch's with `alpha * size`.
+* Batch norm normalises PER CHANNEL, over the batch and every position (N, H, W), not per
+  activation. Training normalises with the batch mean and the BIASED variance, and updates the
+  running statistics in place with the UNBIASED one (PyTorch's convention):
+      running = (1 - factor) * running + factor * batch_statistic
+  where factor = momentum, or 1 / num_batches_tracked when momentum is None (a cumulative
+  average). Eval normalises with the running statistics, which are then constants.
+
+The hot loops are in minicnn.kernels (family "norm"); the ops reshape any (N, C, ...) input to
+(N, C, S) for them.
+"""
+import numpy as np
+
+from ..kernels import lookup
+from ..tensor import Function, Tensor
+from .basic import as_tensor
+
+
+def _as_ncs(name, x):
+    """(N, C, ...) -> a contiguous (N, C, S) array, S = the product of the trailing sizes."""
+    if x.ndim < 2:
+        raise ValueError(f"{name}: expected input of shape (N, C), (N, C, L) or (N, C, H, W), "
+                         f"got {tuple(x.shape)}")
+    return np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1))
+
+
+def _check_float(name, x):
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating-point input, got dtype {x.dtype}")
+
+
+# ---- local response normalisation ----------------------------------------------------------
+class LocalResponseNorm(Function):
+    @staticmethod
+    def forward(ctx, x, size, alpha, beta, k):
+        x3 = _as_ncs("local_response_norm", x)
+        K = lookup("norm", x3)
+        out, scale = K.lrn_forward(x3, size, alpha, beta, k)
+        ctx.save_for_backward(x3, out, scale)  # the scale s_c is what backward needs
+        ctx.params, ctx.shape = (size, alpha, beta, k), x.shape
+        return out.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x3, out, scale = ctx.saved
+        g3 = np.ascontiguousarray(grad_out.reshape(x3.shape))
+        dx = lookup("norm", x3).lrn_backward(x3, out, scale, g3, *ctx.params)
+        return dx.reshape(ctx.shape)
+
+
+def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
+    """AlexNet's local response normalisation across channels of x (N, C, ...).
+
+        b_c = a_c / (k + alpha * sum_{j=max(0, c-size//2)}^{min(C-1, c+(size-1)//2)} a_j^2) ** beta
+
+    The window holds `size` channels (fewer at the edges); for odd `size` it is the paper's
+    centred window, for even `size` it reaches one channel further down than up (PyTorch's).
+    `alpha` is used as given: PyTorch's `local_response_norm` divides it by `size`, so this
+    function with `alpha` equals PyTorch's with `alpha * size`. Works on (N, C), (N, C, L) and
+    (N, C, H, W).
+    """
+    x = as_tensor(x)
+    _check_float("local_response_norm", x)
+    if x.ndim < 2:
+        raise ValueError(f"local_response_norm: expected input of shape (N, C), (N, C, L) or "
+                         f"(N, C, H, W), got {x.shape}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"local_response_norm: expected size to be a positive integer, got {size!r}")
+    return LocalResponseNorm.apply(x, size=int(size), alpha=float(alpha), beta=float(beta), k=float(k))
+
+
+# ---- batch norm ----------------------------------------------------------------------------
+class BatchNorm(Function):
+    """y = (x - mean) * invstd * weight + bias, per channel. `mean` and `invstd` arrive as
+    parameters: the batch's own (training=True, and backward then differentiates through them)
+    or the running statistics (training=False, constants)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, invstd, training):
+        x3 = _as_ncs("batch_norm", x)
+        C = x3.shape[1]
+        w = np.ones(C, x.dtype) if weight is None else np.ascontiguousarray(weight)
+        b = np.zeros(C, x.dtype) if bias is None else np.ascontiguousarray(bias)
+        y = lookup("norm", x3).batch_norm_forward(x3, mean, invstd, w, b)
+        ctx.save_for_backward(x3, mean, invstd, w)
+        ctx.training, ctx.shape = training, x.shape
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x3, mean, invstd, w = ctx.saved
+        g3 = np.ascontiguousarray(grad_out.reshape(x3.shape))
+        K = lookup("norm", x3)
+        step = K.batch_norm_backward if ctx.training else K.batch_norm_backward_eval
+        dx, dweight, dbias = step(g3, x3, mean, invstd, w)
+        need_x, need_w, need_b = ctx.needs_input_grad
+        return (dx.reshape(ctx.shape) if need_x else None,
+                dweight if need_w else None,
+                dbias if need_b else None)
+
+
+def running_average_factor(momentum, num_batches_tracked=None):
+    """The weight of the new batch in the running statistics, as PyTorch's BatchNorm computes it.
+
+    `momentum` (a float) is used as is. `momentum=None` means a cumulative average: the factor is
+    1 / num_batches_tracked, the number of batches seen INCLUDING the current one, so the running
+    statistic is the plain mean of every batch's statistic so far.
+    """
+    if momentum is not None:
+        return float(momentum)
+    if num_batches_tracked is None:
+        raise ValueError("batch_norm: momentum=None (a cumulative average) needs num_batches_tracked, "
+                         "the counter of batches seen so far; got None")
+    count = int(np.asarray(_raw(num_batches_tracked)))
+    if count < 1:
+        raise ValueError(f"batch_norm: momentum=None needs num_batches_tracked >= 1 after counting "
+                         f"the current batch, got {count}")
+    return 1.0 / count
+
+
+def _raw(v):
+    return v.data if isinstance(v, Tensor) else v
+
+
+def _check_channels(name, v, C):
+    if v is not None and tuple(np.shape(_raw(v))) != (C,):
+        raise ValueError(f"batch_norm: expected {name} of shape ({C},) for an input with {C} "
+                         f"channels, got {tuple(np.shape(_raw(v)))}")
+
+
+def _update_in_place(running, factor, batch_value):
+    """running = (1 - factor) * running + factor * batch_value, keeping running's own dtype."""
+    arr = _raw(running)
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"batch_norm: running statistics must be numpy arrays or Tensors (updated in "
+                        f"place), got {type(running).__name__}")
+    arr[...] = (1.0 - factor) * arr.astype(np.float64) + factor * batch_value
+
+
+def _increment(counter):
+    arr = _raw(counter)
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf":
+        raise TypeError(f"batch_norm: num_batches_tracked must be a numeric array or Tensor that can "
+                        f"be incremented in place, got {type(counter).__name__}")
+    arr[...] += 1
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, num_batches_tracked=None):
+    """Batch normalisation of x (N, C), (N, C, L) or (N, C, H, W), per channel (PyTorch's).
+
+    training=True: normalise with the batch mean and biased variance over (N, H, W); if
+    running_mean/running_var are given (Tensors or arrays of shape (C,)), update them IN PLACE:
+        running_mean = (1 - f) * running_mean + f * batch_mean
+        running_var  = (1 - f) * running_var  + f * batch_var * M / (M - 1)   (unbiased)
+    with f = running_average_factor(momentum, num_batches_tracked), M = N*H*W values per channel.
+    `num_batches_tracked` (optional, a 0-d integer array or Tensor: BatchNorm's buffer of that
+    name) is incremented in place by one first; momentum=None needs it.
+    running_mean/var may be None in training (then nothing is updated).
+
+    training=False: normalise with running_mean and running_var (required), as constants.
+
+    weight and bias (C,) are optional Tensors and get gradients; running statistics keep their
+    own dtype, the output has x's.
+    """
+    x = as_tensor(x)
+    _check_float("batch_norm", x)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected input of shape (N, C), (N, C, L) or (N, C, H, W), "
+                         f"got {x.shape}")
+    C = x.shape[1]
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: give both running_mean and running_var, or neither")
+    if not training and running_mean is None:
+        raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+    for name, v in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        _check_channels(name, v, C)
+    M = x.size // C if C else 0
+    if training and M <= 1:
+        raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, "
+                         f"got input of shape {x.shape}")
+    if training and running_mean is not None and momentum is None and num_batches_tracked is None:
+        running_average_factor(momentum, num_batches_tracked)  # raises: says what is missing
+    if eps < 0:
+        raise ValueError(f"batch_norm: expected eps >= 0, got {eps}")
+    weight = None if weight is None else as_tensor(weight, like=x)
+    bias = None if bias is None else as_tensor(bias, like=x)
+
+    if training:
+        mean, var = lookup("norm", x.data).batch_norm_stats(_as_ncs("batch_norm", x.data))
+        if running_mean is not None:
+            if num_batches_tracked is not None:
+                _increment(num_batches_tracked)
+            factor = running_average_factor(momentum, num_batches_tracked)
+            _update_in_place(running_mean, factor, mean.astype(np.float64))
+            _update_in_place(running_var, factor, var.astype(np.float64) * M / (M - 1))
+    else:
+        mean = np.asarray(_raw(running_mean))
+        var = np.asarray(_raw(running_var))
+    invstd = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
+    return BatchNorm.apply(x, weight, bias, mean=np.ascontiguousarray(mean, dtype=x.dtype),
+                           invstd=invstd, training=bool(training))

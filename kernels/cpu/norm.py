@@ -1,0 +1,178 @@
+"""Normalisation kernels in Numba: the same functions as kernels/reference/norm.py.
+
+Read the reference first: it has the formulas. Shapes, as there:
+
+    N   batch size
+    C   channels
+    S   positions per channel (H*W, L, or 1)
+    M   values per channel that batch norm averages over: M = N * S
+
+Each public function is a small Python wrapper that allocates the outputs and casts the scalar
+hyper-parameters to the array's dtype (so float32 loops stay float32), then calls a jitted loop.
+Who owns what, so that no two threads write the same element:
+    LRN             prange over (n, c) planes; each iteration writes only its plane.
+    batch norm sums prange over channels c; each iteration writes only sums[c].
+    batch norm y/dx prange over (n, c) planes.
+Sums over many values accumulate in float64.
+"""
+import numpy as np
+from numba import prange
+
+from ._jit import kernel
+
+
+# ---- local response normalisation ----------------------------------------------------------
+@kernel
+def _lrn_forward_loop(x, size, alpha, beta, k, out, scale):
+    N, C, S = x.shape
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        lo, hi = max(0, c - size // 2), min(C - 1, c + (size - 1) // 2)
+        acc = scale[n, c]            # this plane of `scale` holds the running sum first
+        acc[:] = 0
+        for j in range(lo, hi + 1):  # channel-outer, position-inner: contiguous, vectorises
+            for s in range(S):
+                acc[s] += x[n, j, s] * x[n, j, s]
+        for s in range(S):
+            sc = k + alpha * acc[s]
+            acc[s] = sc
+            out[n, c, s] = x[n, c, s] * sc ** -beta
+
+
+def lrn_forward(x, size, alpha, beta, k):
+    """x (N, C, S) -> (out, scale), both (N, C, S): out = x * scale**-beta."""
+    one = x.dtype.type
+    out, scale = np.empty_like(x), np.empty_like(x)
+    _lrn_forward_loop(x, size, one(alpha), one(beta), one(k), out, scale)
+    return out, scale
+
+
+@kernel
+def _lrn_backward_loop(x, out, scale, grad_out, size, coef, beta, t, dx):
+    N, C, S = x.shape
+    for p in prange(N * C):          # t = g * out / scale, every plane, before anyone reads it
+        n, c = p // C, p % C
+        for s in range(S):
+            t[n, c, s] = grad_out[n, c, s] * out[n, c, s] / scale[n, c, s]
+    for p in prange(N * C):          # gather t over the reversed window of channel j
+        n, j = p // C, p % C
+        lo, hi = max(0, j - (size - 1) // 2), min(C - 1, j + size // 2)
+        acc = dx[n, j]
+        acc[:] = 0
+        for c in range(lo, hi + 1):
+            for s in range(S):
+                acc[s] += t[n, c, s]
+        for s in range(S):
+            acc[s] = grad_out[n, j, s] * scale[n, j, s] ** -beta - coef * x[n, j, s] * acc[s]
+
+
+def lrn_backward(x, out, scale, grad_out, size, alpha, beta, k):
+    """dL/dx (N, C, S) from the forward's x, out, scale and grad_out = dL/dout."""
+    one = x.dtype.type
+    t, dx = np.empty_like(x), np.empty_like(x)
+    _lrn_backward_loop(x, out, scale, grad_out, size, one(2 * alpha * beta), one(beta), t, dx)
+    return dx
+
+
+# ---- batch norm ----------------------------------------------------------------------------
+@kernel
+def _stats_loop(x, mean, var):
+    N, C, S = x.shape
+    M = N * S
+    for c in prange(C):
+        total = 0.0                       # float64 accumulators, whatever x's dtype
+        for n in range(N):
+            for s in range(S):
+                total += x[n, c, s]
+        mu = total / M
+        sq = 0.0                          # second pass: squared deviations, no cancellation
+        for n in range(N):
+            for s in range(S):
+                d = x[n, c, s] - mu
+                sq += d * d
+        mean[c] = mu
+        var[c] = sq / M
+
+
+def batch_norm_stats(x):
+    """x (N, C, S) -> (mean, var), each (C,), biased variance, two passes in float64."""
+    mean, var = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+    _stats_loop(x, mean, var)
+    return mean, var
+
+
+@kernel
+def _forward_loop(x, mean, invstd, weight, bias, y):
+    N, C, S = x.shape
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        m, i, w, b = mean[c], invstd[c], weight[c], bias[c]
+        for s in range(S):
+            y[n, c, s] = (x[n, c, s] - m) * i * w + b
+
+
+def batch_norm_forward(x, mean, invstd, weight, bias):
+    """y = (x - mean) * invstd * weight + bias, with (C,) parameters broadcast over (N, C, S)."""
+    y = np.empty_like(x)
+    _forward_loop(x, mean, invstd, weight, bias, y)
+    return y
+
+
+@kernel
+def _grad_sums_loop(grad_out, x, mean, invstd, sum_g, sum_gxhat):
+    N, C, S = x.shape
+    for c in prange(C):
+        m, i = np.float64(mean[c]), np.float64(invstd[c])
+        sg, sgx = 0.0, 0.0
+        for n in range(N):
+            for s in range(S):
+                g = np.float64(grad_out[n, c, s])
+                sg += g
+                sgx += g * ((x[n, c, s] - m) * i)
+        sum_g[c] = sg
+        sum_gxhat[c] = sgx
+
+
+@kernel
+def _train_dx_loop(grad_out, x, mean, invstd, weight, sum_g, sum_gxhat, M, dx):
+    N, C, S = x.shape
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        m, i = mean[c], invstd[c]
+        factor, sg, sgx = i * weight[c] / M, sum_g[c], sum_gxhat[c]
+        for s in range(S):
+            xhat = (x[n, c, s] - m) * i
+            dx[n, c, s] = factor * (M * grad_out[n, c, s] - sg - xhat * sgx)
+
+
+def _sums(grad_out, x, mean, invstd):
+    sum_g, sum_gxhat = np.empty(x.shape[1]), np.empty(x.shape[1])
+    _grad_sums_loop(grad_out, x, mean, invstd, sum_g, sum_gxhat)
+    return sum_g.astype(x.dtype), sum_gxhat.astype(x.dtype)
+
+
+def batch_norm_backward(grad_out, x, mean, invstd, weight):
+    """Training mode (mean and invstd were computed from x): -> (dx, dweight, dbias)."""
+    sum_g, sum_gxhat = _sums(grad_out, x, mean, invstd)
+    dx = np.empty_like(x)
+    M = x.dtype.type(x.shape[0] * x.shape[2])  # M in x's dtype: an int64 M would make it float64
+    _train_dx_loop(grad_out, x, mean, invstd, weight, sum_g, sum_gxhat, M, dx)
+    return dx, sum_gxhat, sum_g
+
+
+@kernel
+def _eval_dx_loop(grad_out, invstd, weight, dx):
+    N, C, S = grad_out.shape
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        factor = invstd[c] * weight[c]
+        for s in range(S):
+            dx[n, c, s] = grad_out[n, c, s] * factor
+
+
+def batch_norm_backward_eval(grad_out, x, mean, invstd, weight):
+    """Eval mode (mean and invstd are constants, the running statistics): -> (dx, dweight, dbias)."""
+    sum_g, sum_gxhat = _sums(grad_out, x, mean, invstd)
+    dx = np.empty_like(x)
+    _eval_dx_loop(grad_out, invstd, weight, dx)
+    return dx, sum_gxhat, sum_g
