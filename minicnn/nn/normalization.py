@@ -65,22 +65,15 @@ class _BatchNorm(Module):
         if x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}: expected {self.num_features} channels (axis 1), "
                              f"got input of shape {x.shape}")
-        if x.ndim == 3:   # (N, C, L): normalise as an (N, C, L, 1) image, per channel
-            n, c, length = x.shape
-            return self._normalize(x.reshape(n, c, length, 1)).reshape(n, c, length)
-        return self._normalize(x)
-
-    def _normalize(self, x):
-        momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1   # 0-d int64 array, updated in place
-            if self.momentum is None:            # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.data)
-        # eval without running statistics normalises with the batch's own, as PyTorch does
-        use_batch_stats = self.training or self.running_mean is None
-        track = not self.training or self.track_running_stats
-        return F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
-                            self.weight, self.bias, training=use_batch_stats, momentum=momentum, eps=self.eps)
+            # batch statistics; F.batch_norm counts the batch in num_batches_tracked and updates
+            # the running statistics in place (momentum=None: factor 1/num_batches_tracked)
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training=True,
+                                momentum=self.momentum, eps=self.eps, num_batches_tracked=self.num_batches_tracked)
+        if self.running_mean is None:   # no running statistics: always the batch's own, as PyTorch
+            return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training=False,
+                            eps=self.eps)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
