@@ -303,7 +303,7 @@ class Module:
     def to(self, device=None, dtype=None):
         """Move parameters and buffers to `device` ("cpu" or "cuda") and/or cast floating ones to
         `dtype`, in place; returns self. `to("float64")` alone is read as a dtype."""
-        if device is not None and not _looks_like_device(device):
+        if device is not None and not _looks_like_device(device) and _is_dtype(device):
             device, dtype = None, device if dtype is None else dtype
         if device is not None:
             device = check_device(device)
@@ -407,6 +407,14 @@ class Module:
 
 def _looks_like_device(value):
     return isinstance(value, str) and value.split(":")[0] in ("cpu", "cuda")
+
+
+def _is_dtype(value):
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return True
 
 
 def array_is_cpu(a):
