@@ -1,0 +1,192 @@
+"""Pooling kernels, the Numba version: the same functions as kernels/reference/pool.py, as loops.
+
+Shapes
+    N batch, C channels, H/W input height/width, OH/OW output height/width,
+    kH/kW window (kernel) size, sH/sW stride, pH/pW padding (all ints).
+    x, out, grad_out, dx: (N, C, H, W) or (N, C, OH, OW); argmax: (N, C, OH, OW) int64.
+
+Output size (the caller computes it; ceil mode is explained in minicnn/functional/pool.py)
+    OH = (H + 2P - K) // S + 1
+
+Window of output row oy (columns alike): rows oy*S - P ... oy*S - P + K - 1, clipped to [0, H).
+
+Max pooling
+    out = max over the window (padding never wins); argmax = h*W + w of the winner in its plane
+    (first one on ties, a NaN beats numbers); dx[argmax] += grad_out, with argmax kept from forward.
+Average pooling, PyTorch's divisor
+    hstart = oy*S - P,  hend = min(hstart + K, H + P),  pool_size = (hend - hstart)*(wend - wstart)
+    then clip to [0, H]; if not count_include_pad the divisor is the clipped (real-cell) area.
+    out = sum / divisor;  dx[window] += grad_out / divisor
+Adaptive average pooling: bin i covers [floor(i*H/OH), ceil((i+1)*H/OH)).
+
+Parallel over the N*C (n, c) planes: each prange iteration owns one plane of the output and, in
+the backward, one plane of dx, so the scatter-add of overlapping windows cannot race. Within a
+plane the windows are visited in the reference's order (oy, then ox), so the sums match it
+bit for bit. Sums and divisors are made in the data's dtype (`x.dtype.type(...)`), so float32
+stays float32 all the way, as in the reference.
+"""
+import numpy as np
+from numba import prange
+
+from ._jit import kernel
+
+
+# ---- max pooling ---------------------------------------------------------------------------
+@kernel(parallel=False)
+def _window(o, s, p, k, size):
+    """[start, end) of window `o` along one axis, clipped to the real (unpadded) cells."""
+    start = o * s - p
+    return max(start, 0), min(start + k, size)
+
+
+@kernel
+def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
+    """(out, argmax): the max of every window and its flat index h*W + w in the plane."""
+    N, C, H, W = x.shape
+    out = np.empty((N, C, oh, ow), dtype=x.dtype)
+    argmax = np.empty((N, C, oh, ow), dtype=np.int64)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane = x[n, c]
+        for oy in range(oh):
+            h0, h1 = _window(oy, sh, ph, kh, H)
+            for ox in range(ow):
+                w0, w1 = _window(ox, sw, pw, kw, W)
+                # start from a real cell, not -inf: then an all -inf window still names a real winner
+                best, best_at = plane[h0, w0], h0 * W + w0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        v = plane[h, w]
+                        # strictly greater keeps the first maximum; the first NaN wins and stays
+                        if v > best or (np.isnan(v) and not np.isnan(best)):
+                            best, best_at = v, h * W + w
+                out[n, c, oy, ox] = best
+                argmax[n, c, oy, ox] = best_at
+    return out, argmax
+
+
+@kernel
+def max_pool2d_backward(grad_out, argmax, H, W):
+    """dx: each output's gradient added to the cell that won its window (argmax from forward;
+    it is trusted, not checked: it must be the forward's, with the same H and W)."""
+    N, C, oh, ow = grad_out.shape
+    dx = np.empty((N, C, H * W), dtype=grad_out.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane = dx[n, c]  # only this iteration writes this plane: no race
+        plane[:] = 0
+        for oy in range(oh):
+            for ox in range(ow):
+                plane[argmax[n, c, oy, ox]] += grad_out[n, c, oy, ox]
+    return dx.reshape((N, C, H, W))
+
+
+# ---- average pooling -----------------------------------------------------------------------
+@kernel(parallel=False)
+def _avg_windows(out_size, s, p, k, size, count_include_pad):
+    """For every window along one axis: start, end (clipped to the real cells) and how many
+    cells the divisor counts along that axis (PyTorch's rule, see the legend)."""
+    starts = np.empty(out_size, dtype=np.int64)
+    ends = np.empty(out_size, dtype=np.int64)
+    counts = np.empty(out_size, dtype=np.int64)
+    for o in range(out_size):
+        start = o * s - p
+        end = min(start + k, size + p)  # the overhang past the padding is never counted
+        count = end - start             # real cells and padding
+        start, end = max(start, 0), min(end, size)
+        if not count_include_pad:
+            count = end - start         # real cells only
+        starts[o], ends[o], counts[o] = start, end, count
+    return starts, ends, counts
+
+
+@kernel
+def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad):
+    """out: the sum of every window / PyTorch's divisor."""
+    N, C, H, W = x.shape
+    h0, h1, ch = _avg_windows(oh, sh, ph, kh, H, count_include_pad)
+    w0, w1, cw = _avg_windows(ow, sw, pw, kw, W, count_include_pad)
+    out = np.empty((N, C, oh, ow), dtype=x.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane = x[n, c]
+        for oy in range(oh):
+            for ox in range(ow):
+                total = x.dtype.type(0)
+                for h in range(h0[oy], h1[oy]):
+                    for w in range(w0[ox], w1[ox]):
+                        total += plane[h, w]
+                out[n, c, oy, ox] = total / x.dtype.type(ch[oy] * cw[ox])
+    return out
+
+
+@kernel
+def avg_pool2d_backward(grad_out, H, W, kh, kw, sh, sw, ph, pw, count_include_pad):
+    """dx: every cell of a window gets that window's gradient / divisor."""
+    N, C, oh, ow = grad_out.shape
+    h0, h1, ch = _avg_windows(oh, sh, ph, kh, H, count_include_pad)
+    w0, w1, cw = _avg_windows(ow, sw, pw, kw, W, count_include_pad)
+    dx = np.empty((N, C, H, W), dtype=grad_out.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane = dx[n, c]  # only this iteration writes this plane: no race
+        plane[:] = 0
+        for oy in range(oh):
+            for ox in range(ow):
+                g = grad_out[n, c, oy, ox] / grad_out.dtype.type(ch[oy] * cw[ox])
+                for h in range(h0[oy], h1[oy]):
+                    for w in range(w0[ox], w1[ox]):
+                        plane[h, w] += g
+    return dx
+
+
+# ---- adaptive average pooling ----------------------------------------------------------------
+@kernel(parallel=False)
+def _bins(out_size, size):
+    """start, end of every bin along one axis: [floor(i*size/out_size), ceil((i+1)*size/out_size))."""
+    starts = np.empty(out_size, dtype=np.int64)
+    ends = np.empty(out_size, dtype=np.int64)
+    for i in range(out_size):
+        starts[i] = (i * size) // out_size
+        ends[i] = ((i + 1) * size + out_size - 1) // out_size
+    return starts, ends
+
+
+@kernel
+def adaptive_avg_pool2d_forward(x, oh, ow):
+    """out: the mean of every bin."""
+    N, C, H, W = x.shape
+    h0, h1 = _bins(oh, H)
+    w0, w1 = _bins(ow, W)
+    out = np.empty((N, C, oh, ow), dtype=x.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane = x[n, c]
+        for oy in range(oh):
+            for ox in range(ow):
+                total = x.dtype.type(0)
+                for h in range(h0[oy], h1[oy]):
+                    for w in range(w0[ox], w1[ox]):
+                        total += plane[h, w]
+                out[n, c, oy, ox] = total / x.dtype.type((h1[oy] - h0[oy]) * (w1[ox] - w0[ox]))
+    return out
+
+
+@kernel
+def adaptive_avg_pool2d_backward(grad_out, H, W):
+    """dx: every cell of a bin gets that bin's gradient / bin area (bins may overlap)."""
+    N, C, oh, ow = grad_out.shape
+    h0, h1 = _bins(oh, H)
+    w0, w1 = _bins(ow, W)
+    dx = np.empty((N, C, H, W), dtype=grad_out.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane = dx[n, c]  # only this iteration writes this plane: no race
+        plane[:] = 0
+        for oy in range(oh):
+            for ox in range(ow):
+                g = grad_out[n, c, oy, ox] / grad_out.dtype.type((h1[oy] - h0[oy]) * (w1[ox] - w0[ox]))
+                for h in range(h0[oy], h1[oy]):
+                    for w in range(w0[ox], w1[ox]):
+                        plane[h, w] += g
+    return dx
