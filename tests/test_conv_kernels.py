@@ -1,0 +1,143 @@
+"""im2col / col2im: the Numba kernels against the NumPy reference, the adjoint identity, races, NaN;
+and the whole conv2d under both kernel sets."""
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minicnn as mc
+import minicnn.functional as F
+from minicnn.kernels.cpu import conv as numba_conv
+from minicnn.kernels.reference import conv as ref_conv
+from minicnn.testing.conv import conv2d_configs
+
+
+@st.composite
+def geometries(draw, max_size=9):
+    """Kernel arguments (N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow), with any bottom/right
+    padding (asymmetric, as TensorFlow's "same" makes it) and an output of at least 1x1."""
+    N, C = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    dims = []
+    for _ in range(2):
+        size, k, s, d = (draw(st.integers(1, max_size)), draw(st.integers(1, 4)),
+                         draw(st.integers(1, 3)), draw(st.integers(1, 2)))
+        before, after = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+        extent = d * (k - 1) + 1
+        if size + before + after < extent:
+            after = extent - size - before
+        dims.append((size, k, s, before, d, (size + before + after - extent) // s + 1))
+    (H, kh, sh, pt, dh, oh), (W, kw, sw, pl, dw, ow) = dims
+    return N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow
+
+
+def _args(g):
+    N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = g
+    return (N, C, H, W), (kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=30)
+@given(g=geometries(), seed=st.integers(0, 2**31 - 1))
+def test_numba_kernels_equal_reference(dtype, g, seed):
+    rng = np.random.default_rng(seed)
+    shape, args = _args(g)
+    x = rng.standard_normal(shape).astype(dtype)
+    cols = ref_conv.im2col(x, *args)
+    got = numba_conv.im2col(x, *args)
+    assert got.dtype == cols.dtype == dtype
+    assert cols.shape == (shape[0], shape[1] * args[0] * args[1], args[-2] * args[-1])
+    np.testing.assert_array_equal(got, cols)
+
+    c = rng.standard_normal(cols.shape).astype(dtype)
+    dx_ref = ref_conv.col2im(c, shape[2], shape[3], *args)
+    dx = numba_conv.col2im(c, shape[2], shape[3], *args)
+    assert dx.dtype == dx_ref.dtype == dtype and dx.shape == shape
+    # same summation order in both: equal to the last bit
+    np.testing.assert_array_equal(dx, dx_ref)
+
+
+def test_im2col_layout_by_hand():
+    # x = 1..9 in one 3x3 plane; 2x2 kernel, stride 1, padding 1 on top/left only, output 2x2
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    cols = ref_conv.im2col(x, 2, 2, 1, 1, 1, 1, 1, 1, 2, 2)
+    # row i*kw + j, column oy*ow + ox, reading pixel (oy - 1 + i, ox - 1 + j); 0 in the padding
+    want = np.array([[0, 0, 0, 1],   # (i, j) = (0, 0): pixels (-1,-1) (-1,0) (0,-1) (0,0)
+                     [0, 0, 1, 2],   # (0, 1): (-1,0) (-1,1) (0,0) (0,1)
+                     [0, 1, 0, 4],   # (1, 0): (0,-1) (0,0) (1,-1) (1,0)
+                     [1, 2, 4, 5]],  # (1, 1): (0,0) (0,1) (1,0) (1,1)
+                    dtype=float)
+    np.testing.assert_array_equal(cols[0], want)
+    np.testing.assert_array_equal(numba_conv.im2col(x, 2, 2, 1, 1, 1, 1, 1, 1, 2, 2), cols)
+
+
+@settings(max_examples=30)
+@given(g=geometries(), seed=st.integers(0, 2**31 - 1))
+@pytest.mark.parametrize("impl", [ref_conv, numba_conv], ids=["reference", "numba"])
+def test_col2im_is_the_adjoint_of_im2col(impl, g, seed):
+    """<im2col(x), c> == <x, col2im(c)> for every x and c: col2im is im2col's transpose."""
+    rng = np.random.default_rng(seed)
+    shape, args = _args(g)
+    x = rng.standard_normal(shape)
+    cols = impl.im2col(x, *args)
+    c = rng.standard_normal(cols.shape)
+    lhs = np.sum(cols * c)
+    rhs = np.sum(x * impl.col2im(c, shape[2], shape[3], *args))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("args", [
+    (3, 3, 1, 1, 1, 1, 1, 1, 32, 32),    # heavy overlap: every pixel under 9 windows
+    (5, 5, 2, 2, 2, 2, 1, 1, 16, 16),
+    (3, 3, 1, 1, 2, 2, 2, 2, 32, 32),    # dilated
+])
+def test_col2im_has_no_race(args):
+    """One channel, one thread-chunk per iteration, many repeats: any scatter-add race would show."""
+    rng = np.random.default_rng(7)
+    kh, kw = args[:2]
+    cols = rng.standard_normal((3, kh * kw, args[-2] * args[-1]))
+    want = ref_conv.col2im(cols, 32, 32, *args)
+    numba.set_parallel_chunksize(1)
+    try:
+        for _ in range(50):
+            np.testing.assert_array_equal(numba_conv.col2im(cols, 32, 32, *args), want)
+            np.testing.assert_array_equal(numba_conv.im2col(want, *args), ref_conv.im2col(want, *args))
+    finally:
+        numba.set_parallel_chunksize(0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_in_nan_out(dtype):
+    x = np.ones((1, 2, 5, 5), dtype=dtype)
+    x[0, 1, 2, 3] = np.nan
+    args = (3, 3, 1, 1, 1, 1, 1, 1, 5, 5)
+    cols = numba_conv.im2col(x, *args)
+    np.testing.assert_array_equal(np.isnan(cols), np.isnan(ref_conv.im2col(x, *args)))
+    assert np.isnan(cols).sum() == 9      # the pixel is in 9 windows
+    dx = numba_conv.col2im(cols, 5, 5, *args)
+    np.testing.assert_array_equal(np.isnan(dx), np.isnan(ref_conv.col2im(cols, 5, 5, *args)))
+    assert np.isnan(dx).sum() == 1 and np.isnan(dx[0, 1, 2, 3])  # all 9 entries go back to that pixel
+    out = F.conv2d(x, np.ones((1, 2, 3, 3), dtype=dtype), padding=1)
+    assert np.isnan(out.data).sum() == 9
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=15)
+@given(cfg=conv2d_configs(max_channels=6), seed=st.integers(0, 2**31 - 1))
+def test_conv2d_numba_equals_reference(dtype, cfg, seed):
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal(cfg.input_shape).astype(dtype)
+    w0 = rng.standard_normal(cfg.weight_shape).astype(dtype)
+    b0 = rng.standard_normal(cfg.out_channels).astype(dtype)
+    g = rng.standard_normal(cfg.output_shape).astype(dtype)
+    results = {}
+    for name in ("reference", "numba"):
+        with mc.use_kernels(name):
+            x, w, b = (mc.Tensor(a, requires_grad=True, dtype=dtype) for a in (x0, w0, b0))
+            out = F.conv2d(x, w, b, **cfg.kwargs())
+            out.backward(g)
+            results[name] = (out.data, x.grad, w.grad, b.grad)
+    for ref, got in zip(results["reference"], results["numba"]):
+        assert got.dtype == dtype
+        # the kernels agree bit for bit and the GEMMs are the same calls
+        np.testing.assert_array_equal(got, ref)
