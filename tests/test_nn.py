@@ -533,3 +533,52 @@ def test_local_response_norm_layer_uses_paper_formula(rng):
         lo, hi = max(0, c - 1), min(5, c + 1)
         expected[n, c, i, j] = x[n, c, i, j] / (2.0 + 0.5 * (x[n, lo:hi + 1, i, j] ** 2).sum()) ** 0.75
     np.testing.assert_allclose(lrn(mc.Tensor(x)).data, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_pooling_layers_match_naive_loops(rng):
+    x = tie_free_image(rng, (2, 3, 7, 7))
+    out = nn.MaxPool2d(3, stride=2)(mc.Tensor(x))          # AlexNet's overlapping pool
+    expected = np.zeros((2, 3, 3, 3))
+    for n, c, i, j in np.ndindex(*expected.shape):
+        expected[n, c, i, j] = x[n, c, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max()
+    np.testing.assert_array_equal(out.data, expected.astype(np.float32))
+    out = nn.AvgPool2d(2)(mc.Tensor(x))
+    expected = np.zeros((2, 3, 3, 3))
+    for n, c, i, j in np.ndindex(*expected.shape):
+        expected[n, c, i, j] = x[n, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean()
+    np.testing.assert_allclose(out.data, expected, rtol=1e-6, atol=1e-7)
+    out = nn.AdaptiveAvgPool2d((2, 3))(mc.Tensor(x))
+    expected = np.zeros((2, 3, 2, 3))
+    for n, c, i, j in np.ndindex(*expected.shape):   # PyTorch's bins: floor(i*H/OH) .. ceil((i+1)*H/OH)
+        r0, r1 = (i * 7) // 2, -((-(i + 1) * 7) // 2)
+        c0, c1 = (j * 7) // 3, -((-(j + 1) * 7) // 3)
+        expected[n, c, i, j] = x[n, c, r0:r1, c0:c1].mean()
+    np.testing.assert_allclose(out.data, expected, rtol=1e-6, atol=1e-7)
+    out = nn.GlobalAvgPool2d()(mc.Tensor(x))
+    assert out.shape == (2, 3)
+    np.testing.assert_allclose(out.data, x.mean(axis=(2, 3)), rtol=1e-6, atol=1e-7)
+
+
+def tie_free_image(rng, shape):
+    return rng.permutation(np.linspace(-2, 2, int(np.prod(shape)))).reshape(shape).astype(np.float32)
+
+
+def test_dropout_layers_respect_training_flag():
+    mc.manual_seed(0)
+    x = mc.Tensor(np.ones((8, 4, 5, 5), np.float32))
+    drop = nn.Dropout(0.25)
+    out = drop(x).data
+    assert set(np.unique(out)) <= {0.0, np.float32(1 / 0.75)}
+    assert 0.15 < (out == 0).mean() < 0.35
+    drop.eval()
+    assert drop(x).data is x.data or np.array_equal(drop(x).data, x.data)
+    drop2 = nn.Dropout2d(0.5)
+    out = drop2(x).data
+    per_channel = out.reshape(8, 4, -1)
+    assert np.all(per_channel.min(axis=2) == per_channel.max(axis=2))   # whole channels kept or dropped
+    assert set(np.unique(out)) <= {0.0, 2.0}
+    drop2.eval()
+    np.testing.assert_array_equal(drop2(x).data, x.data)
+    net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.9)).eval()
+    y = mc.Tensor(np.ones((2, 4), np.float32))
+    np.testing.assert_array_equal(net(y).data, net[0](y).data)       # eval() reaches the dropout inside
