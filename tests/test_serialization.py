@@ -163,3 +163,42 @@ def test_full_training_checkpoint_resume(tmp_path):
         o.step()
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(model2.state_dict()[k], v)
+
+
+# ---- property: any nested structure of the allowed leaves round-trips exactly -------------------
+from hypothesis import given, strategies as st  # noqa: E402
+
+_arrays = st.builds(
+    lambda dtype, shape, seed: np.asarray(np.random.default_rng(seed).standard_normal(shape) * 100).astype(dtype),
+    st.sampled_from([np.float32, np.float64, np.int64, np.int32, np.uint8, np.bool_]),
+    st.lists(st.integers(0, 3), max_size=3).map(tuple), st.integers(0, 2 ** 32 - 1))
+_leaves = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70),
+                    st.floats(allow_nan=False), st.text(max_size=8), _arrays)
+_keys = st.one_of(st.text(min_size=1, max_size=6), st.integers(-5, 50))
+_trees = st.recursive(_leaves, lambda kids: st.one_of(
+    st.lists(kids, max_size=3), st.lists(kids, max_size=3).map(tuple),
+    st.dictionaries(_keys, kids, max_size=3)), max_leaves=12)
+
+
+def _same(a, b):
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            _same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _same(x, y)
+    else:
+        assert a == b
+
+
+@given(tree=st.dictionaries(_keys, _trees, max_size=4))
+def test_random_nested_structures_round_trip(tree, tmp_path_factory):
+    path = tmp_path_factory.mktemp("rt") / "x.npz"
+    mc.save(tree, path)
+    _same(tree, mc.load(path))
