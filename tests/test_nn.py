@@ -583,3 +583,14 @@ def test_dropout_layers_respect_training_flag():
     net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.9)).eval()
     y = mc.Tensor(np.ones((2, 4), np.float32))
     np.testing.assert_array_equal(net(y).data, net[0](y).data)       # eval() reaches the dropout inside
+
+
+def test_deepcopy_gives_an_independent_model_and_dtype_device_keywords():
+    import copy
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    twin = copy.deepcopy(net)
+    twin[0].weight.data[...] = 0
+    assert net[0].weight.data.any() and list(twin.state_dict()) == list(net.state_dict())
+    lin = nn.Linear(2, 3, device="cpu", dtype=np.float64)
+    assert lin.weight.dtype == np.float64 and lin.bias.dtype == np.float64 and lin.weight.device == "cpu"
+    assert nn.BatchNorm2d(2, dtype=np.float64).running_mean.dtype == np.float64

@@ -33,7 +33,7 @@ def _empty(shape, dtype):
 class Linear(Module):
     """y = x W^T + b;  weight (out_features, in_features), bias (out_features,)."""
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=np.float32):
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(v, (int, np.integer)) or v <= 0:
@@ -42,6 +42,8 @@ class Linear(Module):
         self.weight = _empty((self.out_features, self.in_features), dtype)
         self.bias = _empty((self.out_features,), dtype) if bias else None
         self.reset_parameters()
+        if device is not None:
+            self.to(device)
 
     def reset_parameters(self):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -60,7 +62,7 @@ class _ConvNd(Module):
     _dims = 2  # spatial dimensions
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", dtype=np.float32):
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=np.float32):
         super().__init__()
         fn, n = type(self).__name__, self._dims
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
@@ -89,6 +91,8 @@ class _ConvNd(Module):
         self.weight = _empty((self.out_channels, self.in_channels // self.groups) + self.kernel_size, dtype)
         self.bias = _empty((self.out_channels,), dtype) if bias else None
         self.reset_parameters()
+        if device is not None:
+            self.to(device)
 
     def reset_parameters(self):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
