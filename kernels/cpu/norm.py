@@ -11,8 +11,9 @@ Each public function is a small Python wrapper that allocates the outputs and ca
 hyper-parameters to the array's dtype (so float32 loops stay float32), then calls a jitted loop.
 Who owns what, so that no two threads write the same element:
     LRN             prange over (n, c) planes; each iteration writes only its plane.
-    batch norm sums prange over channels c; each iteration writes only sums[c].
-    batch norm y/dx prange over (n, c) planes.
+    batch norm      stats and backward: prange over channels c; each iteration writes only
+                    channel c (its sums, then its slice dx[:, c, :], still in cache).
+                    forward: prange over (n, c) planes.
 Sums over many values accumulate in float64.
 """
 import numpy as np
@@ -118,61 +119,55 @@ def batch_norm_forward(x, mean, invstd, weight, bias):
     return y
 
 
-@kernel
-def _grad_sums_loop(grad_out, x, mean, invstd, sum_g, sum_gxhat):
+@kernel(parallel=False)
+def _channel_grad_sums(grad_out, x, c, m, i):
+    """sum g and sum g * xhat over channel c, in float64; serial: called inside a prange."""
     N, C, S = x.shape
-    for c in prange(C):
-        m, i = np.float64(mean[c]), np.float64(invstd[c])
-        sg, sgx = 0.0, 0.0
+    m, i = np.float64(m), np.float64(i)
+    sg, sgx = 0.0, 0.0
+    for n in range(N):
+        for s in range(S):
+            g = np.float64(grad_out[n, c, s])
+            sg += g
+            sgx += g * ((x[n, c, s] - m) * i)
+    return sg, sgx
+
+
+@kernel
+def _train_backward_loop(grad_out, x, mean, invstd, weight, M, dx, dweight, dbias):
+    N, C, S = x.shape
+    for c in prange(C):  # one channel per iteration: its sums, then its dx while it is in cache
+        m, i = mean[c], invstd[c]
+        dbias[c], dweight[c] = _channel_grad_sums(grad_out, x, c, m, i)
+        sg, sgx = dbias[c], dweight[c]   # read back: the sums rounded to x's dtype
+        factor = i * weight[c] / M
         for n in range(N):
             for s in range(S):
-                g = np.float64(grad_out[n, c, s])
-                sg += g
-                sgx += g * ((x[n, c, s] - m) * i)
-        sum_g[c] = sg
-        sum_gxhat[c] = sgx
-
-
-@kernel
-def _train_dx_loop(grad_out, x, mean, invstd, weight, sum_g, sum_gxhat, M, dx):
-    N, C, S = x.shape
-    for p in prange(N * C):
-        n, c = p // C, p % C
-        m, i = mean[c], invstd[c]
-        factor, sg, sgx = i * weight[c] / M, sum_g[c], sum_gxhat[c]
-        for s in range(S):
-            xhat = (x[n, c, s] - m) * i
-            dx[n, c, s] = factor * (M * grad_out[n, c, s] - sg - xhat * sgx)
-
-
-def _sums(grad_out, x, mean, invstd):
-    sum_g, sum_gxhat = np.empty(x.shape[1]), np.empty(x.shape[1])
-    _grad_sums_loop(grad_out, x, mean, invstd, sum_g, sum_gxhat)
-    return sum_g.astype(x.dtype), sum_gxhat.astype(x.dtype)
+                xhat = (x[n, c, s] - m) * i
+                dx[n, c, s] = factor * (M * grad_out[n, c, s] - sg - xhat * sgx)
 
 
 def batch_norm_backward(grad_out, x, mean, invstd, weight):
     """Training mode (mean and invstd were computed from x): -> (dx, dweight, dbias)."""
-    sum_g, sum_gxhat = _sums(grad_out, x, mean, invstd)
-    dx = np.empty_like(x)
+    dx, dweight, dbias = np.empty_like(x), np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
     M = x.dtype.type(x.shape[0] * x.shape[2])  # M in x's dtype: an int64 M would make it float64
-    _train_dx_loop(grad_out, x, mean, invstd, weight, sum_g, sum_gxhat, M, dx)
-    return dx, sum_gxhat, sum_g
+    _train_backward_loop(grad_out, x, mean, invstd, weight, M, dx, dweight, dbias)
+    return dx, dweight, dbias
 
 
 @kernel
-def _eval_dx_loop(grad_out, invstd, weight, dx):
-    N, C, S = grad_out.shape
-    for p in prange(N * C):
-        n, c = p // C, p % C
-        factor = invstd[c] * weight[c]
-        for s in range(S):
-            dx[n, c, s] = grad_out[n, c, s] * factor
+def _eval_backward_loop(grad_out, x, mean, invstd, weight, dx, dweight, dbias):
+    N, C, S = x.shape
+    for c in prange(C):
+        dbias[c], dweight[c] = _channel_grad_sums(grad_out, x, c, mean[c], invstd[c])
+        factor = invstd[c] * weight[c]  # the statistics are constants: dx is just rescaled g
+        for n in range(N):
+            for s in range(S):
+                dx[n, c, s] = grad_out[n, c, s] * factor
 
 
 def batch_norm_backward_eval(grad_out, x, mean, invstd, weight):
     """Eval mode (mean and invstd are constants, the running statistics): -> (dx, dweight, dbias)."""
-    sum_g, sum_gxhat = _sums(grad_out, x, mean, invstd)
-    dx = np.empty_like(x)
-    _eval_dx_loop(grad_out, invstd, weight, dx)
-    return dx, sum_gxhat, sum_g
+    dx, dweight, dbias = np.empty_like(x), np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+    _eval_backward_loop(grad_out, x, mean, invstd, weight, dx, dweight, dbias)
+    return dx, dweight, dbias
