@@ -416,3 +416,13 @@ def test_batch_norm_other_errors():
         F.batch_norm(mc.Tensor(np.ones((2, 3), dtype=np.int64)), np.zeros(3), np.ones(3))
     with pytest.raises(TypeError, match="float32 and float64"):
         F.batch_norm(x, np.zeros(3), np.ones(3), mc.Tensor(np.ones(3), dtype=np.float64))
+
+
+def test_batch_norm_in_place_targets_must_be_arrays(rng):
+    x = mc.Tensor(rng.standard_normal((4, 3)))
+    rm, rv = np.zeros(3), np.ones(3)
+    with pytest.raises(TypeError, match="batch_norm: num_batches_tracked must be a numeric array or Tensor.*got int"):
+        F.batch_norm(x, rm, rv, training=True, num_batches_tracked=3)
+    assert (rm == 0).all() and (rv == 1).all()  # raised before anything was updated
+    with pytest.raises(TypeError, match="batch_norm: running statistics must be numpy arrays or Tensors"):
+        F.batch_norm(x, [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], training=True)

@@ -135,21 +135,22 @@ def _check_channels(name, v, C):
                          f"channels, got {tuple(np.shape(_raw(v)))}")
 
 
+def _check_in_place(running_mean, running_var, num_batches_tracked):
+    """What training updates in place must be arrays (or Tensors holding them)."""
+    for v in (running_mean, running_var):
+        if not isinstance(_raw(v), np.ndarray):
+            raise TypeError(f"batch_norm: running statistics must be numpy arrays or Tensors (updated "
+                            f"in place), got {type(v).__name__}")
+    counter = _raw(num_batches_tracked)
+    if num_batches_tracked is not None and (not isinstance(counter, np.ndarray) or counter.dtype.kind not in "iuf"):
+        raise TypeError(f"batch_norm: num_batches_tracked must be a numeric array or Tensor that can "
+                        f"be incremented in place, got {type(num_batches_tracked).__name__}")
+
+
 def _update_in_place(running, factor, batch_value):
     """running = (1 - factor) * running + factor * batch_value, keeping running's own dtype."""
     arr = _raw(running)
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"batch_norm: running statistics must be numpy arrays or Tensors (updated in "
-                        f"place), got {type(running).__name__}")
     arr[...] = (1.0 - factor) * arr.astype(np.float64) + factor * batch_value
-
-
-def _increment(counter):
-    arr = _raw(counter)
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf":
-        raise TypeError(f"batch_norm: num_batches_tracked must be a numeric array or Tensor that can "
-                        f"be incremented in place, got {type(counter).__name__}")
-    arr[...] += 1
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
@@ -187,8 +188,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     if training and M <= 1:
         raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, "
                          f"got input of shape {x.shape}")
-    if training and running_mean is not None and momentum is None and num_batches_tracked is None:
-        running_average_factor(momentum, num_batches_tracked)  # raises: says what is missing
+    if training and running_mean is not None:
+        _check_in_place(running_mean, running_var, num_batches_tracked)
+        if momentum is None and num_batches_tracked is None:
+            running_average_factor(momentum, num_batches_tracked)  # raises: says what is missing
     if eps < 0:
         raise ValueError(f"batch_norm: expected eps >= 0, got {eps}")
     weight = None if weight is None else as_tensor(weight, like=x)
@@ -198,7 +201,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         mean, var = lookup("norm", x.data).batch_norm_stats(_as_ncs("batch_norm", x.data))
         if running_mean is not None:
             if num_batches_tracked is not None:
-                _increment(num_batches_tracked)
+                _raw(num_batches_tracked)[...] += 1
             factor = running_average_factor(momentum, num_batches_tracked)
             _update_in_place(running_mean, factor, mean.astype(np.float64))
             _update_in_place(running_var, factor, var.astype(np.float64) * M / (M - 1))
