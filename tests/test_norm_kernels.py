@@ -84,6 +84,22 @@ def test_batch_norm_forward_numba_equals_reference(problem):
                  KR.batch_norm_forward(x, mean, invstd, weight, bias), problem[1])
 
 
+@given(ncs(), st.sampled_from([0.0, 1e-5, 0.1]))
+def test_batch_norm_train_forward_numba_equals_reference(problem, eps):
+    x, _, _, _, weight, bias = _bn_inputs(*problem)
+    dtype = problem[1]
+    if x.shape[0] * x.shape[2] == 1 and eps == 0.0:
+        eps = 1e-5  # a single value has variance 0: keep invstd finite
+    got = KC.batch_norm_train_forward(x, weight, bias, eps)
+    want = KR.batch_norm_train_forward(x, weight, bias, eps)
+    for a, b in zip(got, want):
+        assert_close(a, b, dtype)
+    # the pieces agree with the separate kernels
+    mean, var = KR.batch_norm_stats(x)
+    assert_close(got[1], mean, dtype)
+    assert_close(got[2], var, dtype)
+
+
 @pytest.mark.parametrize("name", ["batch_norm_backward", "batch_norm_backward_eval"])
 @given(problem=ncs())
 def test_batch_norm_backward_numba_equals_reference(name, problem):
@@ -150,13 +166,19 @@ def test_batch_norm_race_stress(chunksize_one, dtype, C):
     mean = rng.integers(-2, 3, C).astype(dtype)
     invstd = np.full(C, 0.5, dtype)
     weight, bias = np.full(C, 2.0, dtype), np.full(C, -1.0, dtype)
+    # every channel: 512 values mean[c] +- 2 in random order, so mean and var = 4 are exact too
+    signs = np.stack([rng.permutation(np.repeat([-2.0, 2.0], 512)) for _ in range(C)], axis=1)
+    x2 = (mean[None, :, None] + signs.reshape(64, 16, C).transpose(0, 2, 1)).astype(dtype)
     want = [KR.batch_norm_stats(x), KR.batch_norm_forward(x, mean, invstd, weight, bias),
             KR.batch_norm_backward(g, x, mean, invstd, weight),
-            KR.batch_norm_backward_eval(g, x, mean, invstd, weight)]
+            KR.batch_norm_backward_eval(g, x, mean, invstd, weight),
+            KR.batch_norm_train_forward(x2, weight, bias, 0.0)]
+    assert (want[4][2] == 4).all() and (want[4][3] == 0.5).all()
     for _ in range(30):
         got = [KC.batch_norm_stats(x), KC.batch_norm_forward(x, mean, invstd, weight, bias),
                KC.batch_norm_backward(g, x, mean, invstd, weight),
-               KC.batch_norm_backward_eval(g, x, mean, invstd, weight)]
+               KC.batch_norm_backward_eval(g, x, mean, invstd, weight),
+               KC.batch_norm_train_forward(x2, weight, bias, 0.0)]
         for a, b in zip(got, want):
             for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
                 assert np.array_equal(u, v)
@@ -185,6 +207,9 @@ def test_batch_norm_nan_propagates(dtype):
     ones, zeros = np.ones(3, dtype), np.zeros(3, dtype)
     y = KC.batch_norm_forward(x, mean, ones, ones, zeros)
     assert np.isnan(y[:, 1]).all() and np.isfinite(y[:, [0, 2]]).all()
+    y, m, v, i = KC.batch_norm_train_forward(x, ones, zeros, 1e-5)
+    assert np.isnan(y[:, 1]).all() and np.isnan([m[1], v[1], i[1]]).all()
+    assert np.isfinite(y[:, [0, 2]]).all() and np.isfinite(i[[0, 2]]).all()
     g = np.ones_like(x)
     dx, dweight, dbias = KC.batch_norm_backward(g, x, mean, ones, ones)
     assert np.isnan(dx[:, 1]).all() and np.isnan(dweight[1])

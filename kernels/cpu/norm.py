@@ -11,9 +11,10 @@ Each public function is a small Python wrapper that allocates the outputs and ca
 hyper-parameters to the array's dtype (so float32 loops stay float32), then calls a jitted loop.
 Who owns what, so that no two threads write the same element:
     LRN             prange over (n, c) planes; each iteration writes only its plane.
-    batch norm      stats and backward: prange over channels c; each iteration writes only
-                    channel c (its sums, then its slice dx[:, c, :], still in cache).
-                    forward: prange over (n, c) planes.
+    batch norm      stats, training forward and backward: prange over channels c; each
+                    iteration writes only channel c (its sums, then its slice y[:, c, :] or
+                    dx[:, c, :] while the channel is still in cache).
+                    eval forward: prange over (n, c) planes.
 Sums over many values accumulate in float64.
 """
 import numpy as np
@@ -76,23 +77,27 @@ def lrn_backward(x, out, scale, grad_out, size, alpha, beta, k):
 
 
 # ---- batch norm ----------------------------------------------------------------------------
+@kernel(parallel=False)
+def _channel_stats(x, c):
+    """Mean and biased variance of channel c, two passes in float64; serial: called in a prange."""
+    N, C, S = x.shape
+    total = 0.0                           # float64 accumulators, whatever x's dtype
+    for n in range(N):
+        for s in range(S):
+            total += x[n, c, s]
+    mu = total / (N * S)
+    sq = 0.0                              # second pass: squared deviations, no cancellation
+    for n in range(N):
+        for s in range(S):
+            d = x[n, c, s] - mu
+            sq += d * d
+    return mu, sq / (N * S)
+
+
 @kernel
 def _stats_loop(x, mean, var):
-    N, C, S = x.shape
-    M = N * S
-    for c in prange(C):
-        total = 0.0                       # float64 accumulators, whatever x's dtype
-        for n in range(N):
-            for s in range(S):
-                total += x[n, c, s]
-        mu = total / M
-        sq = 0.0                          # second pass: squared deviations, no cancellation
-        for n in range(N):
-            for s in range(S):
-                d = x[n, c, s] - mu
-                sq += d * d
-        mean[c] = mu
-        var[c] = sq / M
+    for c in prange(x.shape[1]):
+        mean[c], var[c] = _channel_stats(x, c)
 
 
 def batch_norm_stats(x):
@@ -117,6 +122,29 @@ def batch_norm_forward(x, mean, invstd, weight, bias):
     y = np.empty_like(x)
     _forward_loop(x, mean, invstd, weight, bias, y)
     return y
+
+
+@kernel
+def _train_forward_loop(x, weight, bias, eps, y, mean, var, invstd):
+    N, C, S = x.shape
+    for c in prange(C):  # one channel per iteration: its statistics, then its y while it is in cache
+        mean[c], var[c] = _channel_stats(x, c)
+        invstd[c] = 1.0 / np.sqrt(np.float64(var[c]) + eps)  # from var rounded to x's dtype
+        m, i, w, b = mean[c], invstd[c], weight[c], bias[c]
+        for n in range(N):
+            for s in range(S):
+                y[n, c, s] = (x[n, c, s] - m) * i * w + b
+
+
+def batch_norm_train_forward(x, weight, bias, eps):
+    """Training mode: the batch's statistics, then the forward with them.
+
+    -> (y, mean, var, invstd); var is the biased variance, invstd = 1 / sqrt(var + eps).
+    """
+    C = x.shape[1]
+    y, mean, var, invstd = np.empty_like(x), np.empty(C, x.dtype), np.empty(C, x.dtype), np.empty(C, x.dtype)
+    _train_forward_loop(x, weight, bias, float(eps), y, mean, var, invstd)
+    return y, mean, var, invstd
 
 
 @kernel(parallel=False)

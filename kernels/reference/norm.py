@@ -26,7 +26,7 @@ when size is odd).
 Batch norm (Ioffe and Szegedy 2015), per channel c, over all n and s:
 
     mean = 1/M sum x          var = 1/M sum (x - mean)^2        (biased)
-    invstd = 1 / sqrt(var + eps)
+    invstd = 1 / sqrt(var + eps)                                    (computed in float64)
     xhat = (x - mean) * invstd
     y = weight * xhat + bias
 
@@ -87,6 +87,16 @@ def batch_norm_forward(x, mean, invstd, weight, bias):
     """y = (x - mean) * invstd * weight + bias, with (C,) parameters broadcast over (N, C, S)."""
     m, i, w, b = (v[None, :, None] for v in (mean, invstd, weight, bias))
     return (x - m) * i * w + b
+
+
+def batch_norm_train_forward(x, weight, bias, eps):
+    """Training mode: the batch's statistics, then the forward with them.
+
+    -> (y, mean, var, invstd); var is the biased variance, invstd = 1 / sqrt(var + eps).
+    """
+    mean, var = batch_norm_stats(x)
+    invstd = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
+    return batch_norm_forward(x, mean, invstd, weight, bias), mean, var, invstd
 
 
 def _grad_sums(grad_out, x, mean, invstd):

@@ -78,17 +78,30 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
 
 # ---- batch norm ----------------------------------------------------------------------------
 class BatchNorm(Function):
-    """y = (x - mean) * invstd * weight + bias, per channel. `mean` and `invstd` arrive as
-    parameters: the batch's own (training=True, and backward then differentiates through them)
-    or the running statistics (training=False, constants)."""
+    """y = (x - mean) * invstd * weight + bias, per channel.
+
+    training=True: mean and invstd are the batch's own (backward differentiates through them);
+    the running statistics, if given, are updated in place with the factor the caller computed.
+    training=False: mean and invstd come from the running statistics and are constants.
+    """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, mean, invstd, training):
+    def forward(ctx, x, weight, bias, running_mean, running_var, training, factor, eps):
         x3 = _as_ncs("batch_norm", x)
         C = x3.shape[1]
         w = np.ones(C, x.dtype) if weight is None else np.ascontiguousarray(weight)
         b = np.zeros(C, x.dtype) if bias is None else np.ascontiguousarray(bias)
-        y = lookup("norm", x3).batch_norm_forward(x3, mean, invstd, w, b)
+        K = lookup("norm", x3)
+        if training:
+            y, mean, var, invstd = K.batch_norm_train_forward(x3, w, b, eps)
+            if running_mean is not None:
+                M = x3.shape[0] * x3.shape[2]
+                _update_in_place(running_mean, factor, mean.astype(np.float64))
+                _update_in_place(running_var, factor, var.astype(np.float64) * M / (M - 1))  # unbiased
+        else:
+            mean = np.ascontiguousarray(_raw(running_mean), dtype=x.dtype)
+            invstd = (1.0 / np.sqrt(np.asarray(_raw(running_var), dtype=np.float64) + eps)).astype(x.dtype)
+            y = K.batch_norm_forward(x3, mean, invstd, w, b)
         ctx.save_for_backward(x3, mean, invstd, w)
         ctx.training, ctx.shape = training, x.shape
         return y.reshape(x.shape)
@@ -197,17 +210,12 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     weight = None if weight is None else as_tensor(weight, like=x)
     bias = None if bias is None else as_tensor(bias, like=x)
 
-    if training:
-        mean, var = lookup("norm", x.data).batch_norm_stats(_as_ncs("batch_norm", x.data))
-        if running_mean is not None:
-            if num_batches_tracked is not None:
-                _raw(num_batches_tracked)[...] += 1
-            factor = running_average_factor(momentum, num_batches_tracked)
-            _update_in_place(running_mean, factor, mean.astype(np.float64))
-            _update_in_place(running_var, factor, var.astype(np.float64) * M / (M - 1))
-    else:
-        mean = np.asarray(_raw(running_mean))
-        var = np.asarray(_raw(running_var))
-    invstd = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
-    return BatchNorm.apply(x, weight, bias, mean=np.ascontiguousarray(mean, dtype=x.dtype),
-                           invstd=invstd, training=bool(training))
+    factor = None
+    if training and running_mean is not None:
+        if num_batches_tracked is not None:
+            _raw(num_batches_tracked)[...] += 1
+        factor = running_average_factor(momentum, num_batches_tracked)
+    # running statistics are keyword parameters, not inputs: they get no gradient and may keep
+    # their own dtype
+    return BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                           training=bool(training), factor=factor, eps=float(eps))
