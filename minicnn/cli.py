@@ -473,14 +473,14 @@ def cmd_evaluate(ns):
     from . import data
     from .train import evaluate, load_checkpoint
     if not os.path.isfile(ns.checkpoint):
-        raise CLIError(f"evaluate: no such checkpoint file: {ns.checkpoint}")
+        raise CLIError(f"no such checkpoint file: {ns.checkpoint}")
     try:
         ckpt = load_checkpoint(ns.checkpoint)
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
     meta = ckpt["meta"]
     if "args" not in meta or "model_kwargs" not in meta:
-        raise CLIError(f"evaluate: {ns.checkpoint} does not record which model and data built it")
+        raise CLIError(f"{ns.checkpoint} does not record which model and data built it")
     args = {**TRAIN_DEFAULTS, **meta["args"]}
     if ns.data_dir:
         args["data_dir"] = ns.data_dir
@@ -508,7 +508,7 @@ def cmd_summary(ns):
     from . import models, nn
     if ns.list or not ns.model:
         if not ns.list:
-            raise CLIError("summary: name a model, e.g. `minicnn summary alexnet`; "
+            raise CLIError("name a model, e.g. `minicnn summary alexnet`; "
                            f"choose one of: {', '.join(models.list_models())}")
         print("\n".join(models.list_models()))
         return 0
@@ -520,7 +520,7 @@ def cmd_summary(ns):
     try:
         table = nn.summary(model, shape)
     except ValueError as exc:
-        raise CLIError(f"summary: {ns.model} does not accept input {shape}: {exc}") from exc
+        raise CLIError(f"{ns.model} does not accept input {shape}: {exc}") from exc
     print(str(table))
     return 0
 
