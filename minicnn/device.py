@@ -8,8 +8,10 @@ DEVICES = ("cpu", "cuda")
 
 
 def array_device(arr):
-    """ "cuda" for a numba device array (it has __cuda_array_interface__), "cpu" for the rest."""
-    return "cuda" if hasattr(arr, "__cuda_array_interface__") and not isinstance(arr, np.ndarray) else "cpu"
+    """ "cuda" for a numba device array (it has __cuda_array_interface__; the simulator's arrays
+    have copy_to_host instead), "cpu" for the rest."""
+    on_gpu = hasattr(arr, "__cuda_array_interface__") or hasattr(arr, "copy_to_host")
+    return "cuda" if on_gpu and not isinstance(arr, np.ndarray) else "cpu"
 
 
 def check_device(device):

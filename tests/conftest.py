@@ -4,6 +4,14 @@ The `ci` profile is fixed (derandomized, no deadline, bounded examples) so CI is
 it is loaded whenever CI is set, and can be chosen with HYPOTHESIS_PROFILE=ci locally.
 """
 import os
+import shutil
+import sys
+
+# No GPU here (nor in CI): run the numba.cuda kernels in Numba's simulator. The variable must be
+# set before numba is first imported; the CPU kernels (numba.njit) are unaffected by it.
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and shutil.which("nvidia-smi") is None:
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    sys.setswitchinterval(5e-4)  # the simulator's threads meet at syncthreads much sooner
 
 import numpy as np
 import pytest

@@ -87,7 +87,7 @@ def _unary_kernel(op, a, out, shape, sa):
     elif op == SQRT:
         out[i] = math.sqrt(x)
     elif op == ABS:
-        out[i] = abs(x)
+        out[i] = math.fabs(x)                             # not abs: this module defines abs()
     elif op == SIGN:
         out[i] = 1 if x > 0 else (-1 if x < 0 else x)   # sign(0) = 0, sign(NaN) = NaN
     else:

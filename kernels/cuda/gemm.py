@@ -82,12 +82,13 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
         raise ValueError(f"gemm.matmul: expected operands with at least 2 dimensions, got {a.shape} and {b.shape}")
     if a.dtype != b.dtype:
         raise TypeError(f"gemm.matmul: operands have dtypes {a.dtype} and {b.dtype}")
-    M, Ka = (a.shape[-1], a.shape[-2]) if trans_a else (a.shape[-2], a.shape[-1])
-    Kb, N = (b.shape[-1], b.shape[-2]) if trans_b else (b.shape[-2], b.shape[-1])
+    sa, sb = tuple(a.shape), tuple(b.shape)   # plain tuples: the simulator's shapes refuse [-1]
+    M, Ka = (sa[-1], sa[-2]) if trans_a else (sa[-2], sa[-1])
+    Kb, N = (sb[-1], sb[-2]) if trans_b else (sb[-2], sb[-1])
     if Ka != Kb:
         raise ValueError(f"gemm.matmul: inner sizes differ: {Ka} (from {a.shape}) and {Kb} (from {b.shape})")
-    batch = np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
-    Ba, Bb = _batch(a.shape[:-2], batch), _batch(b.shape[:-2], batch)
+    batch = np.broadcast_shapes(sa[:-2], sb[:-2])
+    Ba, Bb = _batch(sa[:-2], batch), _batch(sb[:-2], batch)
     B = int(np.prod(batch, dtype=np.int64))
     shape = tuple(batch) + (M, N)
     if out is None:
@@ -96,8 +97,8 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
         raise ValueError(f"gemm.matmul: out has shape {tuple(out.shape)}, the product has shape {shape}")
     if out.size == 0:
         return out
-    a3 = a.reshape(Ba, a.shape[-2], a.shape[-1])
-    b3 = b.reshape(Bb, b.shape[-2], b.shape[-1])
+    a3 = a.reshape(Ba, sa[-2], sa[-1])
+    b3 = b.reshape(Bb, sb[-2], sb[-1])
     grid = ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE, B)
     _KERNELS[np.dtype(a.dtype)][grid, (TILE, TILE)](a3, b3, out.reshape(B, M, N), bool(trans_a),
                                                     bool(trans_b), a.dtype.type(0))

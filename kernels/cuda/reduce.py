@@ -13,6 +13,8 @@ Thread-to-data mapping
     writes the row's result. A NaN anywhere gives NaN (max tests `v != v`).
 The float64 kernel and the float32 kernel differ only in the shared array's type.
 """
+import builtins
+
 import numpy as np
 from numba import cuda, float32, float64
 
@@ -63,7 +65,7 @@ def _axes(axes, ndim):
     if axes is None:
         return tuple(range(ndim))
     axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
-    return tuple(sorted(int(a) % max(ndim, 1) for a in axes))
+    return tuple(sorted(int(a) % builtins.max(ndim, 1) for a in axes))
 
 
 def _reduce(op, x, axes, keepdims):
