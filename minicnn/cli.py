@@ -38,7 +38,7 @@ SCHEDULERS = ("none", "step", "cosine", "plateau")
 # can tell which ones were given on the command line.
 TRAIN_DEFAULTS = {
     "model": "lenet5", "dataset": "shapes", "data_dir": None, "download": False,
-    "epochs": 4, "batch_size": 64, "lr": None, "optimizer": "sgd", "momentum": 0.9,
+    "epochs": 8, "batch_size": 64, "lr": None, "optimizer": "sgd", "momentum": 0.9,
     "weight_decay": 0.0, "scheduler": "cosine", "device": "cpu", "out": None,
     "metrics_json": None, "seed": 0, "quiet": False, "train_size": None, "test_size": None,
     "val_fraction": 0.1, "image_size": None, "channels": None, "model_kw": [], "workers": 0,
