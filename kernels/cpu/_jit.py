@@ -11,8 +11,13 @@ fails we compile without a cache rather than fail at import.
 import os
 import tempfile
 
-import numba
-from numba import njit
+# Numba's OpenMP threads otherwise busy-wait between parallel regions; when anything else runs on
+# the machine (another process, BLAS threads) each small kernel call then costs ~20 ms instead of
+# microseconds. Read when the threading layer starts, i.e. at the first parallel kernel call.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
+from numba import njit  # noqa: E402
 
 FASTMATH = {"reassoc", "contract", "arcp", "afn", "nsz"}
 
