@@ -113,7 +113,7 @@ def machine(torch):
     import numba
     info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(), "numpy": np.__version__, "numba": numba.__version__,
-            "numba_threads": numba.config.NUMBA_NUM_THREADS, "minicnn": mc.__version__,
+            "numba_threads": numba.get_num_threads(), "minicnn": mc.__version__,
             "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
     if torch is not None:
         info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
@@ -158,8 +158,13 @@ def main():
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-torch", action="store_true", help="minicnn only")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for both frameworks (default: Numba's and PyTorch's own defaults)")
     p.add_argument("--out", default=RESULTS)
     args = p.parse_args()
+    if args.threads:
+        import numba
+        numba.set_num_threads(args.threads)
     torch = None
     if not args.no_torch:
         try:
@@ -169,6 +174,8 @@ def main():
     train_set, test_set = load_mnist()
     runs = {"minicnn": Ours(train_set, test_set, args)}
     if torch is not None:
+        if args.threads:
+            torch.set_num_threads(args.threads)
         runs["pytorch"] = Theirs(train_set, test_set, args, torch)
     result = {"args": vars(args), "machine": machine(torch), **{k: [] for k in runs}}
     for epoch in range(1, args.epochs + 1):
