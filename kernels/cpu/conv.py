@@ -40,6 +40,25 @@ def _valid_range(o_count, stride, offset, size):
     return lo, hi
 
 
+# Stride-1 rows are copied/added through slices: a loop from 0 over two slices is one the
+# compiler vectorises (it can see the indices are >= 0, so no negative-index wraparound). In
+# im2col, rows shorter than LONG_ROW are copied directly: there making the slices costs more
+# than it saves (measured).
+LONG_ROW = 24
+
+
+@kernel(parallel=False)
+def _copy(dst, src):
+    for t in range(dst.shape[0]):
+        dst[t] = src[t]
+
+
+@kernel(parallel=False)
+def _add(dst, src):
+    for t in range(dst.shape[0]):
+        dst[t] += src[t]
+
+
 @kernel
 def im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
     N, C, H, W = x.shape
@@ -54,21 +73,26 @@ def im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
         j = row % kw
         y_off = i * dh - pt          # input row of output row oy is oy*sh + y_off
         x_off = j * dw - pl          # input column of output column ox is ox*sw + x_off
+        oy_lo, oy_hi = _valid_range(oh, sh, y_off, H)
         ox_lo, ox_hi = _valid_range(ow, sw, x_off, W)
         dst = cols[n, row]
-        for oy in range(oh):
+        src = x[n, c]
+        for t in range(oy_lo * ow):              # output rows that read the top padding
+            dst[t] = 0
+        for oy in range(oy_lo, oy_hi):
             base = oy * ow
             iy = oy * sh + y_off
-            if iy < 0 or iy >= H:
-                dst[base:base + ow] = 0
-                continue
-            src = x[n, c, iy]
             for ox in range(ox_lo):
                 dst[base + ox] = 0
-            for ox in range(ox_lo, ox_hi):
-                dst[base + ox] = src[ox * sw + x_off]
+            if sw == 1 and ox_hi - ox_lo >= LONG_ROW:
+                _copy(dst[base + ox_lo:base + ox_hi], src[iy, ox_lo + x_off:ox_hi + x_off])
+            else:
+                for ox in range(ox_lo, ox_hi):
+                    dst[base + ox] = src[iy, ox * sw + x_off]
             for ox in range(ox_hi, ow):
                 dst[base + ox] = 0
+        for t in range(oy_hi * ow, L):           # output rows that read the bottom padding
+            dst[t] = 0
     return cols
 
 
@@ -82,7 +106,9 @@ def col2im(cols, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
         n = p // C
         c = p % C
         plane = dx[n, c]
-        plane[:, :] = 0
+        for a in range(H):
+            for b in range(W):
+                plane[a, b] = 0
         for i in range(kh):
             y_off = i * dh - pt
             oy_lo, oy_hi = _valid_range(oh, sh, y_off, H)
@@ -91,8 +117,11 @@ def col2im(cols, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
                 ox_lo, ox_hi = _valid_range(ow, sw, x_off, W)
                 src = cols[n, c * kk + i * kw + j]
                 for oy in range(oy_lo, oy_hi):
-                    dst = plane[oy * sh + y_off]
+                    iy = oy * sh + y_off
                     base = oy * ow
-                    for ox in range(ox_lo, ox_hi):
-                        dst[ox * sw + x_off] += src[base + ox]
+                    if sw == 1:
+                        _add(plane[iy, ox_lo + x_off:ox_hi + x_off], src[base + ox_lo:base + ox_hi])
+                    else:
+                        for ox in range(ox_lo, ox_hi):
+                            plane[iy, ox * sw + x_off] += src[base + ox]
     return dx

@@ -17,16 +17,20 @@ and its backward is three more products and the adjoint of im2col:
 Groups split the channels into G independent convolutions: cols (N, G, Kg, L) and the weight
 (G, Og, Kg) are multiplied group by group in the same batched product.
 
-The batch is processed in chunks so one im2col workspace stays under WORKSPACE_BYTES; the
-backward recomputes the columns of each chunk instead of keeping them alive between forward and
-backward (they are kh*kw times larger than the input).
+The batch is processed in chunks of samples whose columns fit in CHUNK_BYTES (16 MB, far under
+the 256 MB bound WORKSPACE_BYTES; one sample is never split): buffers of that size are reused by
+malloc from chunk to chunk, while every fresh large buffer costs a page fault per 4 KB page, which
+is as slow as the copy itself. The backward recomputes the columns of each chunk instead of
+keeping them alive since the forward (they are kh*kw times larger than the input). A 1x1 kernel
+with stride 1 and no padding needs no im2col at all: its columns are the input.
 """
 import numpy as np
 
 from ..kernels import lookup
 from ..tensor import Function, Tensor
 
-WORKSPACE_BYTES = 256 * 2**20  # the largest im2col buffer one chunk of the batch may allocate
+WORKSPACE_BYTES = 256 * 2**20  # never allocate a larger im2col buffer for one chunk of samples
+CHUNK_BYTES = 16 * 2**20       # the size aimed at: see the note above
 
 
 # ---- argument checking ---------------------------------------------------------------------
@@ -113,10 +117,40 @@ def _tensor(value, like=None):
 
 
 # ---- conv2d --------------------------------------------------------------------------------
-def _chunks(N, row_bytes):
-    """Batch slices whose im2col buffer (row_bytes per sample) stays under WORKSPACE_BYTES."""
-    step = max(1, WORKSPACE_BYTES // max(row_bytes, 1))
+def _chunks(N, sample_bytes):
+    """Batch slices whose columns (sample_bytes per sample) fit in CHUNK_BYTES (at least one
+    sample per slice)."""
+    step = max(1, min(CHUNK_BYTES, WORKSPACE_BYTES) // max(sample_bytes, 1))
     return [slice(n, min(n + step, N)) for n in range(0, N, step)]
+
+
+def _is_pointwise(kh, kw, geometry):
+    """A 1x1 kernel, stride 1, no padding: the columns are the input itself, no copy needed."""
+    sh, sw, pt, pl, dh, dw, oh, ow = geometry
+    return kh == kw == sh == sw == 1 and pt == pl == 0
+
+
+def _im2col(K, x, kh, kw, geometry):
+    """cols (n, C*kh*kw, oh*ow) of the samples in x (n, C, H, W)."""
+    if _is_pointwise(kh, kw, geometry):
+        return x.reshape(x.shape[0], x.shape[1], -1)
+    sh, sw, pt, pl, dh, dw, oh, ow = geometry
+    return K.im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+
+
+def _add_weight_grad(dw3, g4, cols4):
+    """dw3 (G, Og, Kg) += sum_n g4[n] @ cols4[n]^T, for g4 (n, G, Og, L) and cols4 (n, G, Kg, L).
+
+    Several samples go through one batched matmul (fewer calls for small layers), as many as keep
+    its (m, G, Og, Kg) result under ~4 MB; then their products are summed."""
+    n = g4.shape[0]
+    m = max(1, min(n, (4 * 2**20) // max(dw3.nbytes, 1)))
+    tmp = np.empty((m,) + dw3.shape, dtype=dw3.dtype)
+    for a in range(0, n, m):
+        b = min(a + m, n)
+        # the transpose is a view: BLAS reads it with its "transposed" flag, no copy
+        np.matmul(g4[a:b], cols4[a:b].transpose(0, 1, 3, 2), out=tmp[:b - a])
+        dw3 += tmp[:b - a].sum(axis=0) if b - a > 1 else tmp[0]
 
 
 class Conv2d(Function):
@@ -125,15 +159,16 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, geometry=None, groups=1):
-        sh, sw, pt, pl, dh, dw, oh, ow = geometry
+        x = np.ascontiguousarray(x)
+        oh, ow = geometry[6:]
         N, C, H, W = x.shape
         O, Cg, kh, kw = weight.shape
         G, Kg, L = groups, Cg * kh * kw, oh * ow
         K = lookup("conv", x)
-        w3 = weight.reshape(G, O // G, Kg)
+        w3 = np.ascontiguousarray(weight).reshape(G, O // G, Kg)
         out = np.empty((N, O, oh, ow), dtype=x.dtype)
         for s in _chunks(N, G * Kg * L * x.itemsize):
-            cols = K.im2col(x[s], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+            cols = _im2col(K, x[s], kh, kw, geometry)
             n = cols.shape[0]
             # (G, Og, Kg) @ (n, G, Kg, L) -> (n, G, Og, L), written straight into the NCHW output
             np.matmul(w3, cols.reshape(n, G, Kg, L), out=out[s].reshape(n, G, O // G, L))
@@ -146,33 +181,39 @@ class Conv2d(Function):
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved
-        sh, sw, pt, pl, dh, dw, oh, ow = ctx.geometry
+        geometry, G = ctx.geometry, ctx.groups
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = ctx.has_bias and ctx.needs_input_grad[2]
+        oh, ow = geometry[6:]
         N, C, H, W = x.shape
         O, Cg, kh, kw = weight.shape
-        G, Og, Kg, L = ctx.groups, O // ctx.groups, Cg * kh * kw, oh * ow
+        Og, Kg, L = O // G, Cg * kh * kw, oh * ow
         K = lookup("conv", x)
-        g = np.ascontiguousarray(g, dtype=x.dtype)
-        g4 = g.reshape(N, G, Og, L)
-        w3 = weight.reshape(G, Og, Kg)
+        g4 = np.ascontiguousarray(g, dtype=x.dtype).reshape(N, G, Og, L)
+        w3t = np.ascontiguousarray(weight).reshape(G, Og, Kg).transpose(0, 2, 1)   # (G, Kg, Og)
+        pointwise = _is_pointwise(kh, kw, geometry)
         dx = np.empty_like(x) if need_x else None
         dw3 = np.zeros((G, Og, Kg), dtype=x.dtype) if need_w else None
-        tmp = np.empty((G, Og, Kg), dtype=x.dtype) if need_w else None
-        for s in _chunks(N, G * Kg * L * x.itemsize):
+        chunks = _chunks(N, G * Kg * L * x.itemsize)
+        dcols = np.empty((chunks[0].stop, G, Kg, L), dtype=x.dtype) if need_x and not pointwise else None
+        for s in chunks:
             gs = g4[s]
             n = gs.shape[0]
-            if need_w:
-                cols = K.im2col(x[s], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow).reshape(n, G, Kg, L)
-                for i in range(n):
-                    # dW_g += g[i, g] @ cols[i, g]^T: the transpose is a view, BLAS reads it as such
-                    np.matmul(gs[i], cols[i].transpose(0, 2, 1), out=tmp)
-                    dw3 += tmp
-            if need_x:
-                dcols = np.matmul(w3.transpose(0, 2, 1), gs)          # (G, Kg, Og) @ (n, G, Og, L)
-                dx[s] = K.col2im(dcols.reshape(n, G * Kg, L), H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+            if need_w:  # the columns are recomputed rather than kept alive since the forward
+                cols = _im2col(K, x[s], kh, kw, geometry)
+                _add_weight_grad(dw3, gs, cols.reshape(n, G, Kg, L))
+            if need_x and pointwise:                               # dcols is dx itself
+                np.matmul(w3t, gs, out=dx[s].reshape(n, G, Kg, L))
+            elif need_x:
+                np.matmul(w3t, gs, out=dcols[:n])                  # (G, Kg, Og) @ (n, G, Og, L)
+                sh, sw, pt, pl, dh, dw, oh, ow = geometry
+                part = K.col2im(dcols[:n].reshape(n, G * Kg, L), H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+                if n == N:
+                    dx = part                                      # one chunk: keep it, no copy
+                else:
+                    dx[s] = part
         dweight = dw3.reshape(weight.shape) if need_w else None
-        dbias = g.sum(axis=(0, 2, 3)) if need_b else None
+        dbias = g4.sum(axis=(0, 3)).reshape(O) if need_b else None
         return dx, dweight, dbias
 
 
