@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _grad_mode
 from .device import array_device, to_device
+from .kernels import lookup
 
 DEFAULT_FLOAT = np.float32
 
@@ -101,10 +102,10 @@ class Tensor:
             if self.size != 1:
                 raise RuntimeError(f"backward: grad can be omitted only for a one-element tensor, "
                                    f"this one has shape {self.shape}")
-            grad = np.ones(self.shape, dtype=self.dtype)
+            grad = lookup("elementwise", self.device).full(self.shape, 1, self.dtype)
         grad = grad.data if isinstance(grad, Tensor) else grad
         if array_device(grad) == "cpu":
-            grad = np.asarray(grad, dtype=self.dtype)
+            grad = to_device(np.asarray(grad, dtype=self.dtype), self.device)
         if tuple(grad.shape) != self.shape:
             raise ValueError(f"backward: grad has shape {tuple(grad.shape)}, the tensor has shape {self.shape}")
         if self._node is None:
@@ -116,7 +117,8 @@ class Tensor:
             node.run_backward(outs, grads)
 
     def _accumulate(self, grad):
-        self.grad = grad.copy() if self.grad is None else self.grad + grad
+        E = lookup("elementwise", grad)  # the same line on the CPU and on the GPU
+        self.grad = E.copy(grad) if self.grad is None else E.add(self.grad, grad)
 
     # ---- operators: each is a Function in minicnn/functional/basic.py -------------------
     def __add__(self, other): return _ops.add(self, other)
@@ -187,6 +189,7 @@ class Context:
         self.out_meta = []         # (shape, dtype) of each output, to make zero grads
         self.retained = []         # outputs that asked for retain_grad, by index
         self.needs_input_grad = ()
+        self.device = "cpu"        # where the outputs (and so their gradients) live
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
@@ -197,7 +200,8 @@ class Context:
                 out._accumulate(out_grads[i])
         if all(g is None for g in out_grads):
             return
-        out_grads = [np.zeros(s, d) if g is None else g for g, (s, d) in zip(out_grads, self.out_meta)]
+        E = lookup("elementwise", self.device)
+        out_grads = [E.zeros(s, d) if g is None else g for g, (s, d) in zip(out_grads, self.out_meta)]
         in_grads = self.fn.backward(self, *out_grads)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
@@ -214,7 +218,7 @@ class Context:
                 t._accumulate(g)
             else:
                 key = (id(t._node), t._index)
-                grads[key] = g if key not in grads else grads[key] + g
+                grads[key] = g if key not in grads else lookup("elementwise", g).add(grads[key], g)
 
 
 class Function:
@@ -249,6 +253,7 @@ class Function:
         if record:
             ctx.inputs = [a if need else None for a, need in zip(args, ctx.needs_input_grad)]
             ctx.out_meta = [(o.shape, o.dtype) for o in outs]
+            ctx.device = tensors[0].device
             for i, t in enumerate(tensors):
                 if t.dtype.kind == "f":
                     t.requires_grad, t._node, t._index = True, ctx, i
@@ -271,12 +276,13 @@ def _check_one_device(name, args):
 def unbroadcast(grad, shape):
     """Sum a gradient back down to `shape`, undoing NumPy broadcasting (the one place that does)."""
     shape = tuple(shape)
+    R = lookup("reduce", grad)  # the reductions run where the gradient lives
     extra = grad.ndim - len(shape)
     if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
+        grad = R.sum(grad, tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
+        grad = R.sum(grad, axes, keepdims=True)
     return grad.reshape(shape)
 
 

@@ -203,6 +203,10 @@ def contiguous(x, dtype=None):
     return _gather(COPY, x, x.shape, _strides(x.shape), np.dtype(dtype))
 
 
+def copy(x):
+    return _gather(COPY, x, x.shape, _strides(x.shape), x.dtype)
+
+
 def permute(x, axes):
     """out[i_0, ..., i_R-1] = x[i at the permuted places]: the strides of x, permuted."""
     axes = tuple(int(a) % max(x.ndim, 1) for a in axes)

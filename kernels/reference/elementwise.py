@@ -71,6 +71,11 @@ def contiguous(x, dtype=None):
     return np.ascontiguousarray(x, dtype=dtype)
 
 
+def copy(x):
+    """A C-contiguous copy of x."""
+    return np.array(x, copy=True, order="C")
+
+
 def permute(x, axes):
     """A C-contiguous copy of x.transpose(axes)."""
     return np.ascontiguousarray(np.transpose(x, axes))

@@ -9,7 +9,13 @@ import builtins
 import numpy as np
 
 from ..device import to_device
+from ..kernels import lookup
 from ..tensor import Function, Tensor, unbroadcast
+
+
+def _E(a):
+    """The elementwise kernels where `a` lives (NumPy on the CPU, kernels/cuda on the GPU)."""
+    return lookup("elementwise", a)
 
 
 def as_tensor(value, like=None):
@@ -38,7 +44,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = a.shape, b.shape
-        return a + b
+        return _E(a).add(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -50,36 +56,38 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = a.shape, b.shape
-        return a - b
+        return _E(a).sub(a, b)
 
     @staticmethod
     def backward(ctx, g):
         sa, sb = ctx.shapes
-        return unbroadcast(g, sa), unbroadcast(-g, sb)
+        return unbroadcast(g, sa), unbroadcast(_E(g).neg(g), sb)
 
 
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a * b
+        return _E(a).mul(a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
-        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
+        E = _E(g)
+        return unbroadcast(E.mul(g, b), a.shape), unbroadcast(E.mul(g, a), b.shape)
 
 
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a / b
+        return _E(a).div(a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
-        return unbroadcast(g / b, a.shape), unbroadcast(-g * a / (b * b), b.shape)
+        E = _E(g)
+        return unbroadcast(E.div(g, b), a.shape), unbroadcast(E.div(E.mul(E.neg(g), a), E.mul(b, b)), b.shape)
 
 
 class Pow(Function):
@@ -107,11 +115,11 @@ class Pow(Function):
 class Neg(Function):
     @staticmethod
     def forward(ctx, a):
-        return -a
+        return _E(a).neg(a)
 
     @staticmethod
     def backward(ctx, g):
-        return -g
+        return _E(g).neg(g)
 
 
 class MatMul(Function):
@@ -120,20 +128,35 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.matmul(a, b)
+        a2 = a.reshape((1,) + tuple(a.shape)) if a.ndim == 1 else a    # (K,) -> (1, K)
+        b2 = b.reshape(tuple(b.shape) + (1,)) if b.ndim == 1 else b    # (K,) -> (K, 1)
+        out = lookup("gemm", a).matmul(a2, b2)
+        return out.reshape(_matmul_shape(a.shape, b.shape, out.shape))
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
-        a2 = a[None, :] if a.ndim == 1 else a          # (K,) -> (1, K)
-        b2 = b[:, None] if b.ndim == 1 else b          # (K,) -> (K, 1)
-        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
-        g2 = g.reshape(batch + (a2.shape[-2], b2.shape[-1]))  # give back the promoted axes
-        ga = np.matmul(g2, np.swapaxes(b2, -1, -2))
-        gb = np.matmul(np.swapaxes(a2, -1, -2), g2)
-        ga = unbroadcast(ga, a2.shape).reshape(a.shape)
-        gb = unbroadcast(gb, b2.shape).reshape(b.shape)
+        a2 = a.reshape((1,) + tuple(a.shape)) if a.ndim == 1 else a    # (K,) -> (1, K)
+        b2 = b.reshape(tuple(b.shape) + (1,)) if b.ndim == 1 else b    # (K,) -> (K, 1)
+        sa, sb = tuple(a2.shape), tuple(b2.shape)
+        batch = np.broadcast_shapes(sa[:-2], sb[:-2])
+        g2 = g.reshape(batch + (sa[-2], sb[-1]))  # give back the promoted axes
+        G = lookup("gemm", g)
+        ga = G.matmul(g2, b2, trans_b=True)       # g @ b^T, b read transposed: no copy
+        gb = G.matmul(a2, g2, trans_a=True)       # a^T @ g
+        ga = unbroadcast(ga, sa).reshape(a.shape)
+        gb = unbroadcast(gb, sb).reshape(b.shape)
         return ga, gb
+
+
+def _matmul_shape(a_shape, b_shape, out_shape):
+    """np.matmul's result shape: the axes added for 1-D operands are removed again."""
+    shape = tuple(out_shape)
+    if len(b_shape) == 1:
+        shape = shape[:-1]
+    if len(a_shape) == 1:
+        shape = shape[:-2] + shape[-1:] if len(b_shape) > 1 else shape[:-1]
+    return shape
 
 
 def add(a, b): return Add.apply(*_operands(a, b))
@@ -155,51 +178,53 @@ def compare(op, a, b):
 class Exp(Function):
     @staticmethod
     def forward(ctx, a):
-        out = np.exp(a)
+        out = _E(a).exp(a)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved
-        return g * out
+        return _E(g).mul(g, out)
 
 
 class Log(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
-        return np.log(a)
+        return _E(a).log(a)
 
     @staticmethod
     def backward(ctx, g):
         (a,) = ctx.saved
-        return g / a
+        return _E(g).div(g, a)
 
 
 class Sqrt(Function):
     @staticmethod
     def forward(ctx, a):
-        out = np.sqrt(a)
+        out = _E(a).sqrt(a)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved
-        return g / (2 * out)
+        E = _E(g)
+        return E.div(g, E.mul(out, 2))
 
 
 class Abs(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
-        return np.abs(a)
+        return _E(a).abs(a)
 
     @staticmethod
     def backward(ctx, g):
         (a,) = ctx.saved
-        return g * np.sign(a)
+        E = _E(g)
+        return E.mul(g, E.sign(a))
 
 
 def exp(x): return Exp.apply(x)
@@ -222,20 +247,20 @@ def _axes(axis, ndim):
     return tuple(sorted(out))
 
 
-def _keep(g, axes, keepdims):
+def _keep(g, shape, axes):
     """Give a reduced gradient back its reduced axes (size 1) so it broadcasts over the input."""
-    return g if keepdims else np.expand_dims(g, axes)
+    return g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
 
 
 class Sum(Function):
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
         ctx.shape, ctx.axes, ctx.keepdims = a.shape, _axes(axis, a.ndim), keepdims
-        return np.asarray(a.sum(axis=ctx.axes, keepdims=keepdims))
+        return lookup("reduce", a).sum(a, ctx.axes, keepdims)
 
     @staticmethod
     def backward(ctx, g):
-        return np.broadcast_to(_keep(g, ctx.axes, ctx.keepdims), ctx.shape).copy()
+        return _E(g).broadcast_to(_keep(g, ctx.shape, ctx.axes), ctx.shape)
 
 
 class Mean(Function):
@@ -243,12 +268,14 @@ class Mean(Function):
     def forward(ctx, a, axis=None, keepdims=False):
         ctx.shape, ctx.axes, ctx.keepdims = a.shape, _axes(axis, a.ndim), keepdims
         ctx.count = int(np.prod([a.shape[i] for i in ctx.axes], dtype=np.int64))
-        return np.asarray(a.mean(axis=ctx.axes, keepdims=keepdims), dtype=a.dtype)
+        if ctx.count == 0:  # NumPy's answer (nan, with its warning) for an empty mean
+            return np.asarray(a.mean(axis=ctx.axes, keepdims=keepdims), dtype=a.dtype)
+        return _E(a).div(lookup("reduce", a).sum(a, ctx.axes, keepdims), ctx.count)
 
     @staticmethod
     def backward(ctx, g):
-        g = _keep(g, ctx.axes, ctx.keepdims) / ctx.count
-        return np.broadcast_to(g, ctx.shape).astype(g.dtype, copy=True)
+        E = _E(g)
+        return E.broadcast_to(E.div(_keep(g, ctx.shape, ctx.axes), ctx.count), ctx.shape)
 
 
 class Max(Function):
@@ -259,16 +286,18 @@ class Max(Function):
         ctx.axes, ctx.keepdims = _axes(axis, a.ndim), keepdims
         if a.size == 0:
             raise ValueError(f"max: cannot reduce an empty tensor of shape {a.shape}")
-        out = np.asarray(a.max(axis=ctx.axes, keepdims=True))
+        out = lookup("reduce", a).max(a, ctx.axes, keepdims=True)
         ctx.save_for_backward(a, out)
-        return out if keepdims else np.asarray(np.squeeze(out, axis=ctx.axes))
+        kept = tuple(n for i, n in enumerate(a.shape) if i not in ctx.axes)
+        return out if keepdims else out.reshape(kept)
 
     @staticmethod
     def backward(ctx, g):
         a, out = ctx.saved
-        winners = (a == out)
-        counts = winners.sum(axis=ctx.axes, keepdims=True)
-        return (winners * (_keep(g, ctx.axes, ctx.keepdims) / counts)).astype(a.dtype)
+        E = _E(g)
+        winners = E.equal(a, out)                 # 1.0 at every maximum, 0.0 elsewhere
+        counts = lookup("reduce", g).sum(winners, ctx.axes, keepdims=True)
+        return E.mul(winners, E.div(_keep(g, a.shape, ctx.axes), counts))
 
 
 def sum(x, axis=None, keepdims=False): return Sum.apply(x, axis=axis, keepdims=keepdims)  # noqa: A001
@@ -305,12 +334,12 @@ class Transpose(Function):
         axes = tuple(reversed(range(a.ndim))) if not axes else tuple(int(x) % builtins.max(a.ndim, 1) for x in axes)
         if sorted(axes) != list(range(a.ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of {a.ndim} dimensions")
-        ctx.inverse = tuple(np.argsort(axes))
-        return a.transpose(axes)
+        ctx.inverse = tuple(int(i) for i in np.argsort(axes))
+        return _E(a).permute(a, axes)
 
     @staticmethod
     def backward(ctx, g):
-        return g.transpose(ctx.inverse)
+        return _E(g).permute(g, ctx.inverse)
 
 
 def reshape(x, *shape): return Reshape.apply(x, shape=_shape_args(shape))

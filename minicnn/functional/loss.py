@@ -38,13 +38,19 @@ def _check_axis(name, axis, ndim):
 
 def _to_rows(a, axis):
     """Move `axis` last and flatten the rest: (..., C) -> (M, C) (a view when axis is last)."""
-    moved = np.moveaxis(a, axis, -1)
-    M = int(np.prod(moved.shape[:-1], dtype=np.int64))  # not -1: M or C may be 0
-    return np.ascontiguousarray(moved).reshape(M, moved.shape[-1]), moved.shape
+    order = tuple(i for i in range(a.ndim) if i != axis) + (axis,)
+    moved = lookup("elementwise", a).permute(a, order) if axis != a.ndim - 1 else a
+    moved_shape = tuple(moved.shape)
+    M = int(np.prod(moved_shape[:-1], dtype=np.int64))  # not -1: M or C may be 0
+    return lookup("elementwise", a).contiguous(moved).reshape(M, moved_shape[-1]), moved_shape
 
 
 def _from_rows(rows, moved_shape, axis):
-    return np.ascontiguousarray(np.moveaxis(rows.reshape(moved_shape), -1, axis))
+    moved = rows.reshape(moved_shape)
+    if axis == len(moved_shape) - 1:
+        return moved
+    order = tuple(range(axis)) + (len(moved_shape) - 1,) + tuple(range(axis, len(moved_shape) - 1))
+    return lookup("elementwise", rows).permute(moved, order)
 
 
 def _check_reduction(name, reduction):
@@ -97,19 +103,21 @@ def _reduce(rows, reduction, out_shape):
     """Per-row losses (M,) -> the loss the user asked for."""
     if reduction == "none":
         return rows.reshape(out_shape)
-    total = rows.sum(dtype=rows.dtype)
+    E = lookup("elementwise", rows)
+    total = lookup("reduce", rows).sum(rows)
     if reduction == "sum":
-        return np.asarray(total, dtype=rows.dtype)
-    return np.asarray(total / rows.dtype.type(rows.size) if rows.size else np.nan, dtype=rows.dtype)
+        return total
+    return E.div(total, rows.size) if rows.size else E.full((), np.nan, rows.dtype)
 
 
 def _grad_rows(g, reduction, M, dtype):
     """The gradient of the reduced loss with respect to each row's loss: (M,)."""
+    E = lookup("elementwise", g)
     if reduction == "none":
-        return np.ascontiguousarray(g, dtype=dtype).reshape(M)
+        return E.contiguous(g, dtype).reshape(M)
     if reduction == "mean":
-        g = g / dtype.type(max(M, 1))
-    return np.full(M, g, dtype=dtype)
+        g = E.div(E.contiguous(g, dtype), max(M, 1))
+    return E.broadcast_to(E.contiguous(g, dtype), (M,))
 
 
 # ---- softmax and log-softmax --------------------------------------------------------------
@@ -252,14 +260,15 @@ class MSELoss(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
+        E = lookup("elementwise", a)
         if ctx.reduction == "none":
             g_full = g
         else:
-            g_full = np.full(a.shape, g / a.dtype.type(max(a.size, 1)) if ctx.reduction == "mean" else g,
-                             dtype=a.dtype)
+            g1 = E.contiguous(g, a.dtype)
+            g_full = E.broadcast_to(E.div(g1, max(a.size, 1)) if ctx.reduction == "mean" else g1, a.shape)
         da = lookup("loss", a).mse_backward(a, b, g_full)
         return (da if ctx.needs_input_grad[0] else None,
-                -da if ctx.needs_input_grad[1] else None)
+                E.neg(da) if ctx.needs_input_grad[1] else None)
 
 
 def mse_loss(input, target, reduction="mean"):  # noqa: A002 (PyTorch's argument name)

@@ -28,7 +28,7 @@ def _as_ncs(name, x):
     if x.ndim < 2:
         raise ValueError(f"{name}: expected input of shape (N, C), (N, C, L) or (N, C, H, W), "
                          f"got {tuple(x.shape)}")
-    return np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1))
+    return lookup("elementwise", x).contiguous(x.reshape(x.shape[0], x.shape[1], -1))
 
 
 def _check_float(name, x):
@@ -50,7 +50,7 @@ class LocalResponseNorm(Function):
     @staticmethod
     def backward(ctx, grad_out):
         x3, out, scale = ctx.saved
-        g3 = np.ascontiguousarray(grad_out.reshape(x3.shape))
+        g3 = lookup("elementwise", grad_out).contiguous(grad_out.reshape(x3.shape))
         dx = lookup("norm", x3).lrn_backward(x3, out, scale, g3, *ctx.params)
         return dx.reshape(ctx.shape)
 

@@ -92,7 +92,7 @@ def _geometry(name, x_shape, kernel_size, stride, padding, ceil_mode):
 
 def _grad(ctx, g):
     # the kernels index planes directly: give them a contiguous array of the input's dtype
-    return np.ascontiguousarray(g, dtype=ctx.dtype)
+    return lookup("elementwise", g).contiguous(g, ctx.dtype)
 
 
 # ---- max pooling ---------------------------------------------------------------------------

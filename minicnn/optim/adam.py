@@ -8,15 +8,13 @@
     v_max = max(v_max, v)                   (amsgrad only; used in place of v below)
     p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 """
-import math
-
-import numpy as np
-
+from ..kernels import lookup
 from .optimizer import Optimizer, _check
 
 
 class Adam(Optimizer):
     _decoupled = False
+    _device_update = True  # the update is one "optim" kernel, on the CPU or on the GPU
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
                  maximize=False):
@@ -34,31 +32,17 @@ class Adam(Optimizer):
 
     def _update(self, p, grad, state, group):
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        g = -grad if group["maximize"] else grad
+        E = lookup("elementwise", p)
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p)
-            state["exp_avg_sq"] = np.zeros_like(p)
+            state["exp_avg"] = E.zeros(p.shape, p.dtype)
+            state["exp_avg_sq"] = E.zeros(p.shape, p.dtype)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(p)
+                state["max_exp_avg_sq"] = E.zeros(p.shape, p.dtype)
         state["step"] += 1
-        t = state["step"]
-        if wd != 0:
-            if self._decoupled:
-                p *= 1 - lr * wd
-            else:
-                g = g + wd * p
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= beta1
-        m += (1 - beta1) * g
-        v *= beta2
-        v += (1 - beta2) * g * g
-        if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            v = state["max_exp_avg_sq"]
-        step_size = lr / (1 - beta1 ** t)
-        denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps
-        p -= step_size * (m / denom)
+        lookup("optim", p).adam_update(p, grad, state["exp_avg"], state["exp_avg_sq"],
+                                       state.get("max_exp_avg_sq"), lr, beta1, beta2, eps, wd,
+                                       self._decoupled, group["amsgrad"], group["maximize"], state["step"])
 
 
 class AdamW(Adam):

@@ -10,7 +10,9 @@ from the constructor's defaults where a group leaves it out. Schedulers change "
 
 Subclasses implement `_update(p, grad, state, group)`: the update rule for ONE parameter on
 NumPy arrays, in place on `p`'s data, in its dtype. `step()` walks the groups and skips
-parameters whose `.grad` is None.
+parameters whose `.grad` is None. Subclasses whose `_update` calls the "optim" kernels through
+`lookup` (SGD, Adam, AdamW) set `_device_update = True`: their parameters on "cuda" are updated
+there, state included; the others update a host copy and copy it back.
 """
 import copy
 
@@ -21,6 +23,8 @@ from ..tensor import Tensor
 
 
 class Optimizer:
+    _device_update = False
+
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.state = {}            # Parameter -> dict of arrays / numbers
@@ -93,11 +97,18 @@ class Optimizer:
                 if p.grad is None:
                     continue
                 on_gpu = array_device(p.data) == "cuda"
+                state = self.state.setdefault(p, {})
+                if on_gpu and self._device_update:                  # the kernels update it in place
+                    for k, v in state.items():                      # (a loaded state comes as numpy)
+                        if isinstance(v, np.ndarray):
+                            state[k] = to_device(v, "cuda")
+                    self._update(p.data, to_device(p.grad, "cuda"), state, group)
+                    continue
                 data = p.data.copy_to_host() if on_gpu else p.data   # GPU: update a host copy
                 grad = np.asarray(to_device(p.grad, "cpu"))
                 if grad.dtype != data.dtype:
                     grad = grad.astype(data.dtype)
-                self._update(data, grad, self.state.setdefault(p, {}), group)
+                self._update(data, grad, state, group)
                 if on_gpu:
                     p.data = to_device(data, "cuda")
         return loss
@@ -121,7 +132,8 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p in self.state and self.state[p]:
-                    state[index[id(p)]] = {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v)
+                    state[index[id(p)]] = {k: (np.array(to_device(v, "cpu"), copy=True)
+                                               if isinstance(v, np.ndarray) or array_device(v) == "cuda" else v)
                                            for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 

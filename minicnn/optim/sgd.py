@@ -9,10 +9,13 @@
 (Sutskever et al. 2013 write velocity v = mu*v - lr*g; PyTorch keeps lr outside the buffer,
 which is the same while lr is constant.)
 """
+from ..kernels import lookup
 from .optimizer import Optimizer, _check
 
 
 class SGD(Optimizer):
+    _device_update = True  # the update is one "optim" kernel, on the CPU or on the GPU
+
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                  maximize=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -28,16 +31,9 @@ class SGD(Optimizer):
                f"dampening={group['dampening']}")
 
     def _update(self, p, grad, state, group):
-        g = -grad if group["maximize"] else grad
-        if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p
-        momentum = group["momentum"]
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
-            else:
-                buf *= momentum
-                buf += (1 - group["dampening"]) * g
-            g = g + momentum * buf if group["nesterov"] else buf
-        p -= group["lr"] * g
+        buf, first = state.get("momentum_buffer"), False
+        if group["momentum"] != 0 and buf is None:   # created from the first step's gradient
+            buf = state["momentum_buffer"] = lookup("elementwise", p).empty(p.shape, p.dtype)
+            first = True
+        lookup("optim", p).sgd_update(p, grad, buf, group["lr"], group["momentum"], group["dampening"],
+                                      group["weight_decay"], group["nesterov"], group["maximize"], first)
