@@ -333,6 +333,7 @@ class Trainer:
                                 img_s=f"{n / (time.perf_counter() - start):.0f}", refresh=False)
                 self._emit("batch_end", {"epoch": epoch, "batch": i + 1, "loss": value,
                                          "batch_size": b})
+            bar.refresh()  # draw the epoch's final numbers even when it ran faster than a redraw
         if n == 0:
             raise ValueError("fit: the training loader yielded no samples")
         return total_loss / n, correct / n, time.perf_counter() - start, n

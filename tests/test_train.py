@@ -241,3 +241,18 @@ def test_diverging_loss_stops_with_a_clear_error(shapes):
     model, opt, sched, tl, vl = make_run(shapes, lr=1e30)
     with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="the run diverged"):
         train.fit(model, opt, tl, vl, epochs=2, quiet=True)
+
+
+def test_progress_bar_on_a_terminal_and_epoch_lines_otherwise(shapes, capsys, monkeypatch):
+    model, opt, sched, tl, vl = make_run(shapes)
+    train.fit(model, opt, tl, vl, epochs=1)  # stderr is not a terminal here: no bar, one line
+    out, err = capsys.readouterr()
+    assert out.startswith("epoch 1/1  train loss") and "top-5" in out and "img/s" in out
+    assert "img_s=" not in err
+    import sys
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    train.fit(model, opt, tl, vl, epochs=2)
+    out, err = capsys.readouterr()
+    assert "epoch 2/2" in err and "loss=" in err and "acc=" in err and "img_s=" in err
+    train.fit(model, opt, tl, vl, epochs=3, quiet=True)
+    assert capsys.readouterr() == ("", "")
