@@ -50,16 +50,23 @@ def lrn_forward(x, size, alpha, beta, k):
 
 
 @kernel
-def _lrn_backward_loop(x, out, scale, grad_out, size, coef, beta, t, dx):
-    N, C, S = x.shape
-    for p in prange(N * C):          # t = g * out / scale, every plane, before anyone reads it
+def _lrn_backward_t(out, scale, grad_out, t):
+    """t = g * out / scale = g_c a_c s_c^(-beta-1), plane by plane."""
+    N, C, S = out.shape
+    for p in prange(N * C):
         n, c = p // C, p % C
         for s in range(S):
             t[n, c, s] = grad_out[n, c, s] * out[n, c, s] / scale[n, c, s]
-    for p in prange(N * C):          # gather t over the reversed window of channel j
+
+
+@kernel
+def _lrn_backward_gather(x, scale, grad_out, t, size, coef, beta, dx):
+    """dx_j = g_j s_j^(-beta) - coef * x_j * (sum of t over the reversed window of j)."""
+    N, C, S = x.shape
+    for p in prange(N * C):
         n, j = p // C, p % C
         lo, hi = max(0, j - (size - 1) // 2), min(C - 1, j + size // 2)
-        acc = dx[n, j]
+        acc = dx[n, j]               # this plane of dx holds the gathered sum first
         acc[:] = 0
         for c in range(lo, hi + 1):
             for s in range(S):
@@ -72,7 +79,10 @@ def lrn_backward(x, out, scale, grad_out, size, alpha, beta, k):
     """dL/dx (N, C, S) from the forward's x, out, scale and grad_out = dL/dout."""
     one = x.dtype.type
     t, dx = np.empty_like(x), np.empty_like(x)
-    _lrn_backward_loop(x, out, scale, grad_out, size, one(2 * alpha * beta), one(beta), t, dx)
+    # two kernels, not two loops in one: the gather reads t of neighbouring planes, so every
+    # plane of t must be finished first (Numba could fuse two prange loops in one function)
+    _lrn_backward_t(out, scale, grad_out, t)
+    _lrn_backward_gather(x, scale, grad_out, t, size, one(2 * alpha * beta), one(beta), dx)
     return dx
 
 
