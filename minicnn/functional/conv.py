@@ -144,13 +144,14 @@ def _add_weight_grad(dw3, g4, cols4):
     Several samples go through one batched matmul (fewer calls for small layers), as many as keep
     its (m, G, Og, Kg) result under ~4 MB; then their products are summed."""
     n = g4.shape[0]
-    m = max(1, min(n, (4 * 2**20) // max(dw3.nbytes, 1)))
-    tmp = np.empty((m,) + dw3.shape, dtype=dw3.dtype)
+    m = max(1, min(n, (4 * 2**20) // max(dw3.size * dw3.dtype.itemsize, 1)))
+    E, GM, R = lookup("elementwise", dw3), lookup("gemm", dw3), lookup("reduce", dw3)
+    tmp = E.empty((m,) + tuple(dw3.shape), dw3.dtype)
     for a in range(0, n, m):
         b = min(a + m, n)
-        # the transpose is a view: BLAS reads it with its "transposed" flag, no copy
-        np.matmul(g4[a:b], cols4[a:b].transpose(0, 1, 3, 2), out=tmp[:b - a])
-        dw3 += tmp[:b - a].sum(axis=0) if b - a > 1 else tmp[0]
+        # cols read transposed: BLAS (or the GPU GEMM) takes a "transposed" flag, no copy
+        GM.matmul(g4[a:b], cols4[a:b], trans_b=True, out=tmp[:b - a])
+        E.add(dw3, R.sum(tmp[:b - a], (0,)) if b - a > 1 else tmp[0], out=dw3)
 
 
 class Conv2d(Function):
@@ -159,21 +160,22 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, geometry=None, groups=1):
-        x = np.ascontiguousarray(x)
+        # the kernel families where x lives: NumPy/Numba on the CPU, kernels/cuda on the GPU
+        E, GM, K = lookup("elementwise", x), lookup("gemm", x), lookup("conv", x)
+        x = E.contiguous(x)
         oh, ow = geometry[6:]
         N, C, H, W = x.shape
         O, Cg, kh, kw = weight.shape
         G, Kg, L = groups, Cg * kh * kw, oh * ow
-        K = lookup("conv", x)
-        w3 = np.ascontiguousarray(weight).reshape(G, O // G, Kg)
-        out = np.empty((N, O, oh, ow), dtype=x.dtype)
-        for s in _chunks(N, G * Kg * L * x.itemsize):
+        w3 = E.contiguous(weight).reshape(G, O // G, Kg)
+        out = E.empty((N, O, oh, ow), x.dtype)
+        for s in _chunks(N, G * Kg * L * x.dtype.itemsize):
             cols = _im2col(K, x[s], kh, kw, geometry)
             n = cols.shape[0]
             # (G, Og, Kg) @ (n, G, Kg, L) -> (n, G, Og, L), written straight into the NCHW output
-            np.matmul(w3, cols.reshape(n, G, Kg, L), out=out[s].reshape(n, G, O // G, L))
+            GM.matmul(w3, cols.reshape(n, G, Kg, L), out=out[s].reshape(n, G, O // G, L))
         if bias is not None:
-            out += bias.reshape(1, O, 1, 1)
+            E.add(out, bias.reshape(1, O, 1, 1), out=out)
         ctx.save_for_backward(x, weight)
         ctx.geometry, ctx.groups, ctx.has_bias = geometry, groups, bias is not None
         return out
@@ -188,14 +190,14 @@ class Conv2d(Function):
         N, C, H, W = x.shape
         O, Cg, kh, kw = weight.shape
         Og, Kg, L = O // G, Cg * kh * kw, oh * ow
-        K = lookup("conv", x)
-        g4 = np.ascontiguousarray(g, dtype=x.dtype).reshape(N, G, Og, L)
-        w3t = np.ascontiguousarray(weight).reshape(G, Og, Kg).transpose(0, 2, 1)   # (G, Kg, Og)
+        E, GM, K = lookup("elementwise", x), lookup("gemm", x), lookup("conv", x)
+        g4 = E.contiguous(g, x.dtype).reshape(N, G, Og, L)
+        w3 = E.contiguous(weight).reshape(G, Og, Kg)   # read transposed, (G, Kg, Og), by the GEMM
         pointwise = _is_pointwise(kh, kw, geometry)
-        dx = np.empty_like(x) if need_x else None
-        dw3 = np.zeros((G, Og, Kg), dtype=x.dtype) if need_w else None
-        chunks = _chunks(N, G * Kg * L * x.itemsize)
-        dcols = np.empty((chunks[0].stop, G, Kg, L), dtype=x.dtype) if need_x and not pointwise else None
+        dx = E.empty(x.shape, x.dtype) if need_x else None
+        dw3 = E.zeros((G, Og, Kg), x.dtype) if need_w else None
+        chunks = _chunks(N, G * Kg * L * x.dtype.itemsize)
+        dcols = E.empty((chunks[0].stop, G, Kg, L), x.dtype) if need_x and not pointwise else None
         for s in chunks:
             gs = g4[s]
             n = gs.shape[0]
@@ -203,17 +205,17 @@ class Conv2d(Function):
                 cols = _im2col(K, x[s], kh, kw, geometry)
                 _add_weight_grad(dw3, gs, cols.reshape(n, G, Kg, L))
             if need_x and pointwise:                               # dcols is dx itself
-                np.matmul(w3t, gs, out=dx[s].reshape(n, G, Kg, L))
+                GM.matmul(w3, gs, trans_a=True, out=dx[s].reshape(n, G, Kg, L))
             elif need_x:
-                np.matmul(w3t, gs, out=dcols[:n])                  # (G, Kg, Og) @ (n, G, Og, L)
+                GM.matmul(w3, gs, trans_a=True, out=dcols[:n])    # (G, Kg, Og) @ (n, G, Og, L)
                 sh, sw, pt, pl, dh, dw, oh, ow = geometry
                 part = K.col2im(dcols[:n].reshape(n, G * Kg, L), H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
                 if n == N:
                     dx = part                                      # one chunk: keep it, no copy
                 else:
-                    dx[s] = part
+                    E.assign(dx[s], part)
         dweight = dw3.reshape(weight.shape) if need_w else None
-        dbias = g4.sum(axis=(0, 3)).reshape(O) if need_b else None
+        dbias = lookup("reduce", g4).sum(g4, (0, 3)).reshape(O) if need_b else None
         return dx, dweight, dbias
 
 
@@ -239,15 +241,20 @@ class Conv1d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, geometry=None, groups=1):
-        out = Conv2d.forward(ctx, x[:, :, None, :], weight[:, :, None, :], bias,
-                             geometry=geometry, groups=groups)
-        return out[:, :, 0, :]
+        (N, C, Lx), (O, Cg, k) = tuple(x.shape), tuple(weight.shape)
+        E = lookup("elementwise", x)  # reshapes, not x[:, :, None]: device arrays have no newaxis
+        out = Conv2d.forward(ctx, E.contiguous(x).reshape(N, C, 1, Lx), E.contiguous(weight).reshape(O, Cg, 1, k),
+                             bias, geometry=geometry, groups=groups)
+        ctx.shapes = (N, C, Lx), (O, Cg, k)
+        return out.reshape(N, O, out.shape[3])
 
     @staticmethod
     def backward(ctx, g):
-        dx, dw, db = Conv2d.backward(ctx, g[:, :, None, :])
-        return (None if dx is None else dx[:, :, 0, :],
-                None if dw is None else dw[:, :, 0, :], db)
+        (N, O, OL) = tuple(g.shape)
+        dx, dw, db = Conv2d.backward(ctx, lookup("elementwise", g).contiguous(g).reshape(N, O, 1, OL))
+        x_shape, w_shape = ctx.shapes
+        return (None if dx is None else dx.reshape(x_shape),
+                None if dw is None else dw.reshape(w_shape), db)
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -280,21 +287,24 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
-        x2 = x.reshape(-1, x.shape[-1])
-        out = x2 @ weight.T
+        shape = tuple(x.shape)
+        x2 = x.reshape(-1, shape[-1])
+        out = lookup("gemm", x).matmul(x2, weight, trans_b=True)      # x @ W^T, W read transposed
         if bias is not None:
-            out += bias
+            lookup("elementwise", out).add(out, bias, out=out)
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return out.reshape(x.shape[:-1] + (weight.shape[0],))
+        return out.reshape(shape[:-1] + (weight.shape[0],))
 
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved
+        GM = lookup("gemm", g)
         g2 = g.reshape(-1, weight.shape[0])
-        dx = (g2 @ weight).reshape(x.shape) if ctx.needs_input_grad[0] else None
-        dw = g2.T @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
-        db = g2.sum(axis=0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        x2 = x.reshape(-1, tuple(x.shape)[-1])
+        dx = GM.matmul(g2, weight).reshape(x.shape) if ctx.needs_input_grad[0] else None
+        dw = GM.matmul(g2, x2, trans_a=True) if ctx.needs_input_grad[1] else None      # g^T @ x
+        db = lookup("reduce", g2).sum(g2, (0,)) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return dx, dw, db
 
 
