@@ -330,7 +330,8 @@ def test_adaptive_and_global_errors():
         F.adaptive_avg_pool2d(mc.zeros(1, 1, 4, 4), (0, 3))
     with pytest.raises(ValueError, match=r"adaptive_avg_pool2d: output_size must be >= 1, got 0"):
         F.adaptive_avg_pool2d(mc.zeros(1, 1, 4, 4), 0)
-    with pytest.raises(ValueError, match=r"adaptive_avg_pool2d: expected input of shape \(N, C, H, W\), got \(1, 2, 3, 4, 5\)"):
+    with pytest.raises(ValueError,
+                       match=r"adaptive_avg_pool2d: expected input of shape \(N, C, H, W\), got \(1, 2, 3, 4, 5\)"):
         F.adaptive_avg_pool2d(mc.zeros(1, 2, 3, 4, 5), 2)
     with pytest.raises(ValueError, match=r"global_avg_pool2d: expected input of shape \(N, C, H, W\), got \(8,\)"):
         F.global_avg_pool2d(mc.zeros(8))
