@@ -21,8 +21,9 @@ Adaptive average pooling: bin i covers [floor(i*H/OH), ceil((i+1)*H/OH)).
 
 Parallel over the N*C (n, c) planes: each prange iteration owns one plane of the output and, in
 the backward, one plane of dx, so the scatter-add of overlapping windows cannot race. Within a
-plane the windows are visited in the reference's order (oy, then ox), so the sums match it
-bit for bit. Sums and divisors are made in the data's dtype (`x.dtype.type(...)`), so float32
+plane the windows are visited in the reference's order (oy, then ox), so the backward's
+additions match it bit for bit (a forward window sum may differ in the last bit: NumPy sums in
+its own order). Sums and divisors are made in the data's dtype (`x.dtype.type(...)`), so float32
 stays float32 all the way, as in the reference.
 """
 import numpy as np
