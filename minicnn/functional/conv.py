@@ -117,11 +117,10 @@ def _tensor(value, like=None):
 
 
 # ---- conv2d --------------------------------------------------------------------------------
-def _chunks(N, sample_bytes):
-    """Batch slices whose columns (sample_bytes per sample) fit in CHUNK_BYTES (at least one
-    sample per slice)."""
-    step = max(1, min(CHUNK_BYTES, WORKSPACE_BYTES) // max(sample_bytes, 1))
-    return [slice(n, min(n + step, N)) for n in range(0, N, step)]
+def _chunk_size(N, sample_bytes):
+    """How many samples go through im2col together: as many as keep their columns (sample_bytes
+    each) within CHUNK_BYTES, at least one, at most N."""
+    return max(1, min(N, min(CHUNK_BYTES, WORKSPACE_BYTES) // max(sample_bytes, 1)))
 
 
 def _is_pointwise(kh, kw, geometry):
@@ -169,7 +168,9 @@ class Conv2d(Function):
         G, Kg, L = groups, Cg * kh * kw, oh * ow
         w3 = E.contiguous(weight).reshape(G, O // G, Kg)
         out = E.empty((N, O, oh, ow), x.dtype)
-        for s in _chunks(N, G * Kg * L * x.dtype.itemsize):
+        step = _chunk_size(N, G * Kg * L * x.dtype.itemsize)
+        for a in range(0, N, step):
+            s = slice(a, a + step)
             cols = _im2col(K, x[s], kh, kw, geometry)
             n = cols.shape[0]
             # (G, Og, Kg) @ (n, G, Kg, L) -> (n, G, Og, L), written straight into the NCHW output
@@ -183,10 +184,10 @@ class Conv2d(Function):
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved
-        geometry, G = ctx.geometry, ctx.groups
+        G, geometry = ctx.groups, ctx.geometry
+        sh, sw, pt, pl, dh, dw, oh, ow = geometry
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = ctx.has_bias and ctx.needs_input_grad[2]
-        oh, ow = geometry[6:]
         N, C, H, W = x.shape
         O, Cg, kh, kw = weight.shape
         Og, Kg, L = O // G, Cg * kh * kw, oh * ow
@@ -196,9 +197,10 @@ class Conv2d(Function):
         pointwise = _is_pointwise(kh, kw, geometry)
         dx = E.empty(x.shape, x.dtype) if need_x else None
         dw3 = E.zeros((G, Og, Kg), x.dtype) if need_w else None
-        chunks = _chunks(N, G * Kg * L * x.dtype.itemsize)
-        dcols = E.empty((chunks[0].stop, G, Kg, L), x.dtype) if need_x and not pointwise else None
-        for s in chunks:
+        step = _chunk_size(N, G * Kg * L * x.dtype.itemsize)
+        dcols = E.empty((step, G, Kg, L), x.dtype) if need_x and not pointwise else None
+        for a in range(0, N, step):
+            s = slice(a, a + step)
             gs = g4[s]
             n = gs.shape[0]
             if need_w:  # the columns are recomputed rather than kept alive since the forward
@@ -208,7 +210,6 @@ class Conv2d(Function):
                 GM.matmul(w3, gs, trans_a=True, out=dx[s].reshape(n, G, Kg, L))
             elif need_x:
                 GM.matmul(w3, gs, trans_a=True, out=dcols[:n])    # (G, Kg, Og) @ (n, G, Og, L)
-                sh, sw, pt, pl, dh, dw, oh, ow = geometry
                 part = K.col2im(dcols[:n].reshape(n, G * Kg, L), H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
                 if n == N:
                     dx = part                                      # one chunk: keep it, no copy
