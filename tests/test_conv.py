@@ -152,6 +152,32 @@ def test_batch_chunks_give_the_same_result(rng, monkeypatch):
         np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
 
 
+def test_empty_batch(rng):
+    x = T(np.zeros((0, 3, 5, 5)))
+    w = T(rng.standard_normal((2, 3, 3, 3)))
+    out = F.conv2d(x, w, padding=1)
+    assert out.shape == (0, 2, 5, 5)
+    out.backward(np.zeros(out.shape))
+    assert x.grad.shape == x.shape and np.all(w.grad == 0)
+
+
+def test_pointwise_shortcut_matches_the_general_path(rng, monkeypatch):
+    """1x1, stride 1, no padding skips im2col; with padding 0 but stride 2 it does not."""
+    x, w = T(rng.standard_normal((3, 4, 5, 5))), T(rng.standard_normal((6, 4, 1, 1)))
+    out = F.conv2d(x, w)
+    want = naive_conv2d(x.data, w.data, None, (1, 1), (0, 0), (1, 1), 1)
+    np.testing.assert_allclose(out.data, want, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    np.testing.assert_allclose(x.grad, np.einsum("nohw,oc->nchw", g, w.data[:, :, 0, 0]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(w.grad[:, :, 0, 0], np.einsum("nohw,nchw->oc", g, x.data), rtol=1e-12, atol=1e-12)
+    import minicnn.functional.conv as conv_module
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)   # one sample per chunk
+    x.grad = w.grad = None
+    F.conv2d(x, w).backward(g)
+    np.testing.assert_allclose(x.grad, np.einsum("nohw,oc->nchw", g, w.data[:, :, 0, 0]), rtol=1e-12, atol=1e-12)
+
+
 # ---- properties ---------------------------------------------------------------------------------
 @settings(max_examples=30)
 @given(conv2d_configs(string_padding=False, max_dilation=1, max_size=12))
