@@ -137,7 +137,7 @@ class Shapes(ArrayDataset):
     classes = list(CLASSES)
 
     def __init__(self, n=None, train=True, size=28, channels=1, seed=0, transform=None,
-                 noise=0.1):
+                 noise=0.08):
         if n is None:
             n = 10000 if train else 2000
         if int(n) < 0 or int(size) < 16 or channels not in (1, 3):
@@ -155,8 +155,8 @@ class Shapes(ArrayDataset):
 
     def _draw(self, rng, labels, size, channels):
         m = len(labels)
-        radius = rng.uniform(0.22, 0.42, m) * size
-        margin = 0.8 * radius  # figures may touch the border but stay mostly in view
+        radius = rng.uniform(0.28, 0.45, m) * size
+        margin = 0.9 * radius  # figures may touch the border but stay mostly in view
         centre = np.stack([rng.uniform(margin, size - margin), rng.uniform(margin, size - margin)], 1)
         theta = rng.uniform(0, 2 * np.pi, m)
         if channels == 1:
