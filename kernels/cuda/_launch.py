@@ -14,7 +14,8 @@ from numba import cuda
 THREADS = 128
 
 
-def blocks(n, threads=THREADS):
+def blocks(n, threads=None):
+    threads = THREADS if threads is None else threads
     return max(1, (int(n) + threads - 1) // threads)
 
 

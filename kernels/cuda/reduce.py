@@ -7,7 +7,10 @@ Legend
     sees x as rows (R, K): R = the product of the kept sizes, K = the product of the reduced ones.
 
 Thread-to-data mapping
-    one BLOCK of REDUCE_THREADS threads per ROW r. Thread t folds the elements t, t + T, t + 2T,
+    short rows (K <= SHORT_ROW): one THREAD per row r, folding its K elements in order (a
+    block per row would leave most of its threads idle; this is the case of conv's weight
+    gradient, summed over a few samples for each of many weights).
+    long rows: one BLOCK of REDUCE_THREADS threads per ROW r. Thread t folds the elements t, t + T, t + 2T,
     ... of its row, writes its partial result to shared memory, and the block combines the
     partials in a tree (halving the active threads each step, syncthreads in between). Thread 0
     writes the row's result. A NaN anywhere gives NaN (max tests `v != v`).
@@ -18,11 +21,31 @@ import builtins
 import numpy as np
 from numba import cuda, float32, float64
 
-from ._launch import empty, full, is_device  # noqa: F401
+from ._launch import THREADS, blocks, empty, full, is_device  # noqa: F401
 from .elementwise import permute
 
 REDUCE_THREADS = 128
+SHORT_ROW = 64
 SUM, MAX = 0, 1
+
+
+@cuda.jit
+def _short_rows_kernel(op, x, out, zero):
+    r = cuda.grid(1)
+    if r >= x.shape[0]:
+        return
+    acc = zero
+    if op == MAX:
+        acc = x[r, 0]
+    for k in range(x.shape[1]):
+        v = x[r, k]
+        if op == SUM:
+            acc += v
+        elif v > acc or v != v:
+            acc = v
+            if v != v:
+                break
+    out[r] = acc
 
 
 def _make_row_reduce(nbtype):
@@ -82,7 +105,9 @@ def _reduce(op, x, axes, keepdims):
     order = kept + axes
     rows = (x if order == tuple(range(x.ndim)) else permute(x, order)).reshape(R, K)
     out = empty((R,), x.dtype)
-    if R:
+    if R and K <= SHORT_ROW:
+        _short_rows_kernel[blocks(R), THREADS](op, rows, out, x.dtype.type(0))
+    elif R:
         _KERNELS[np.dtype(x.dtype)][R, REDUCE_THREADS](op, rows, out, x.dtype.type(0))
     return out.reshape(shape) if shape else out.reshape(())
 

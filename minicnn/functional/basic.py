@@ -24,8 +24,12 @@ def as_tensor(value, like=None):
         return value
     arr = np.asarray(value)
     if like is not None and like.dtype.kind == "f" and arr.dtype.kind in "biuf":
-        return Tensor(arr, dtype=like.dtype)
-    return Tensor(arr)
+        t = Tensor(arr, dtype=like.dtype)
+    else:
+        t = Tensor(arr)
+    if like is not None and like.device != "cpu":  # a number meeting a GPU tensor goes there too
+        t = Tensor(to_device(t.data, like.device))
+    return t
 
 
 def _operands(a, b):
