@@ -152,6 +152,18 @@ def test_batch_chunks_give_the_same_result(rng, monkeypatch):
         np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
 
 
+def test_second_backward_through_the_same_graph(rng):
+    """The forward's columns are freed after the first backward; a second one recomputes them."""
+    x, w = T(rng.standard_normal((2, 3, 5, 5))), T(rng.standard_normal((4, 3, 3, 3)))
+    out = F.conv2d(x, w, padding=1)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    first = w.grad.copy(), x.grad.copy()
+    out.backward(g)
+    np.testing.assert_allclose(w.grad, 2 * first[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad, 2 * first[1], rtol=1e-12, atol=1e-12)
+
+
 def test_empty_batch(rng):
     x = T(np.zeros((0, 3, 5, 5)))
     w = T(rng.standard_normal((2, 3, 3, 3)))

@@ -20,8 +20,9 @@ Groups split the channels into G independent convolutions: cols (N, G, Kg, L) an
 The batch is processed in chunks of samples whose columns fit in CHUNK_BYTES (16 MB, far under
 the 256 MB bound WORKSPACE_BYTES; one sample is never split): buffers of that size are reused by
 malloc from chunk to chunk, while every fresh large buffer costs a page fault per 4 KB page, which
-is as slow as the copy itself. The backward recomputes the columns of each chunk instead of
-keeping them alive since the forward (they are kh*kw times larger than the input). A 1x1 kernel
+is as slow as the copy itself. The backward recomputes the columns of each chunk rather than keep
+them alive since the forward (they are kh*kw times larger than the input), except when the
+whole batch fits in one chunk: then those (at most CHUNK_BYTES) are kept. A 1x1 kernel
 with stride 1 and no padding needs no im2col at all: its columns are the input.
 """
 import numpy as np
@@ -168,7 +169,7 @@ class Conv2d(Function):
         G, Kg, L = groups, Cg * kh * kw, oh * ow
         w3 = E.contiguous(weight).reshape(G, O // G, Kg)
         out = E.empty((N, O, oh, ow), x.dtype)
-        step = _chunk_size(N, G * Kg * L * x.dtype.itemsize)
+        step, cols = _chunk_size(N, G * Kg * L * x.dtype.itemsize), None
         for a in range(0, N, step):
             s = slice(a, a + step)
             cols = _im2col(K, x[s], kh, kw, geometry)
@@ -179,6 +180,8 @@ class Conv2d(Function):
             E.add(out, bias.reshape(1, O, 1, 1), out=out)
         ctx.save_for_backward(x, weight)
         ctx.geometry, ctx.groups, ctx.has_bias = geometry, groups, bias is not None
+        # one chunk held the whole batch: keep its columns (at most CHUNK_BYTES) for dW
+        ctx.cols = cols if step >= N and ctx.needs_input_grad[1] else None
         return out
 
     @staticmethod
@@ -203,8 +206,8 @@ class Conv2d(Function):
             s = slice(a, a + step)
             gs = g4[s]
             n = gs.shape[0]
-            if need_w:  # the columns are recomputed rather than kept alive since the forward
-                cols = _im2col(K, x[s], kh, kw, geometry)
+            if need_w:  # kept from the forward for a one-chunk batch, else recomputed
+                cols = ctx.cols if ctx.cols is not None else _im2col(K, x[s], kh, kw, geometry)
                 _add_weight_grad(dw3, gs, cols.reshape(n, G, Kg, L))
             if need_x and pointwise:                               # dcols is dx itself
                 GM.matmul(w3, gs, trans_a=True, out=dx[s].reshape(n, G, Kg, L))
@@ -215,6 +218,7 @@ class Conv2d(Function):
                     dx = part                                      # one chunk: keep it, no copy
                 else:
                     E.assign(dx[s], part)
+        ctx.cols = None                 # free them; a second backward would recompute them
         dweight = dw3.reshape(weight.shape) if need_w else None
         dbias = lookup("reduce", g4).sum(g4, (0, 3)).reshape(O) if need_b else None
         return dx, dweight, dbias
