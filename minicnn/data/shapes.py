@@ -4,7 +4,7 @@ Ten classes of geometric figures, each drawn at a random position, size and rota
 brightness (or colour), a soft lighting gradient and pixel noise:
 
     0 circle   1 square   2 triangle   3 cross    4 stripes
-    5 ring     6 rhombus  7 star       8 ellipse  9 crescent
+    5 ring     6 frame    7 star       8 ellipse  9 crescent
 
     train = data.Shapes()                 # 10,000 images, 1 x 28 x 28, float32 in [0, 1]
     test = data.Shapes(train=False)       # 2,000 images drawn with a different seed
@@ -25,7 +25,7 @@ import numpy as np
 from .dataset import ArrayDataset
 
 CLASSES = ["circle", "square", "triangle", "cross", "stripes",
-           "ring", "rhombus", "star", "ellipse", "crescent"]
+           "ring", "frame", "star", "ellipse", "crescent"]
 _CHUNK = 2048  # images drawn at a time (fixed: the random draws depend on it)
 
 
@@ -40,11 +40,11 @@ def _square(u, v):
 
 
 def _triangle(u, v):
-    # equilateral, circumradius 0.95: inside all three edges, each at distance 0.95 / 2 from 0
+    # equilateral, circumradius 1: inside all three edges, each at distance 1 / 2 from the centre
     d = None
     for k in range(3):
         a = np.pi / 2 + 2 * np.pi * k / 3 + np.pi / 3  # outward normal of edge k
-        e = u * np.cos(a) + v * np.sin(a) - 0.475
+        e = u * np.cos(a) + v * np.sin(a) - 0.5
         d = e if d is None else np.maximum(d, e)
     return d
 
@@ -67,9 +67,9 @@ def _ring(u, v):
     return np.abs(np.hypot(u, v) - 0.68) - 0.2
 
 
-def _rhombus(u, v):
-    a, b = 0.95, 0.5  # half diagonals: clearly not a square, so rotation can't confuse them
-    return (np.abs(u) / a + np.abs(v) / b - 1.0) * (a * b / np.hypot(a, b))
+def _frame(u, v):
+    # a square outline: corners tell it from the ring, the hole from the square
+    return np.abs(np.maximum(np.abs(u), np.abs(v)) - 0.6) - 0.17
 
 
 def _star(u, v):
@@ -87,7 +87,7 @@ def _star(u, v):
 
 
 def _ellipse(u, v):
-    a, b = 0.95, 0.45
+    a, b = 0.95, 0.4
     return (np.hypot(u / a, v / b) - 1.0) * b
 
 
@@ -96,7 +96,7 @@ def _crescent(u, v):
     return np.maximum(np.hypot(u, v) - 0.85, -(np.hypot(u - 0.45, v) - 0.7))
 
 
-SDF = [_circle, _square, _triangle, _cross, _stripes, _ring, _rhombus, _star, _ellipse, _crescent]
+SDF = [_circle, _square, _triangle, _cross, _stripes, _ring, _frame, _star, _ellipse, _crescent]
 
 
 def render(labels, centre, radius, theta, fg, bg, gradient, noise, size):
@@ -166,10 +166,10 @@ class Shapes(ArrayDataset):
             weak = np.abs(fg - bg).max(axis=1) < 0.4
             bg[weak] = 1.0 - np.round(fg[weak])
         gradient = rng.uniform(-0.15, 0.15, (m, channels, 2)) / size
-        noise = rng.normal(0.0, self.noise, (m, channels, size, size))
+        noise = rng.standard_normal((m, channels, size, size), dtype=np.float32) * np.float32(self.noise)
         return render(labels, centre.astype(np.float32), radius.astype(np.float32),
                       theta.astype(np.float32), fg.astype(np.float32), bg.astype(np.float32),
-                      gradient.astype(np.float32), noise.astype(np.float32), size)
+                      gradient.astype(np.float32), noise, size)
 
     def __repr__(self):
         split = "train" if self.train else "test"
