@@ -197,45 +197,56 @@ def _mosaic(tiles, rows, cols, fill):
     return out
 
 
-def plot_filters(weight, save=None, max_filters=96, max_channels=8, ncols=None, figsize=None,
+def plot_filters(weight, save=None, max_filters=None, max_channels=8, ncols=None, figsize=None,
                  dpi=DPI, title=None):
     """A conv layer's filters as an image grid (AlexNet's conv1 figure).
 
     `weight`: a Conv2d layer, its weight, or an array (O, C, kH, kW). Filters with C = 3 are
-    drawn in colour, each min-max scaled to [0, 1] on its own (as the AlexNet paper's figure);
-    otherwise every (filter, channel) slice is a grey tile (rows: filters, columns: the first
-    `max_channels` channels; one channel: a square-ish grid), all on one scale symmetric
-    around 0, so mid-grey means 0. The grid is one image: `fig.axes[0].images[0]`.
+    drawn in colour, each min-max scaled to [0, 1] on its own (as the AlexNet paper's figure),
+    in a square-ish grid of up to `max_filters` (default 96) tiles. Otherwise every (filter,
+    channel) slice is a grey tile, all on one scale symmetric around 0 (mid-grey means 0): one
+    channel gives a square-ish grid, several give one column per filter (up to `max_filters`,
+    default 32) and one row per channel (up to `max_channels`). The grid is a single image,
+    `fig.axes[0].images[0]`, with one empty pixel between tiles.
     """
-    w = _weight_array(weight)[:max_filters]
+    w = _weight_array(weight)
     O, C, kh, kw = w.shape
+    multi = C not in (1, 3)
+    w = w[:max_filters or (32 if multi else 96)]
+    n = w.shape[0]
     if C == 3:
-        rows, cols = _grid_shape(O, ncols)
+        rows, cols = _grid_shape(n, ncols)
         tiles = np.stack([_unit_range(f.transpose(1, 2, 0)) for f in w])
         grid, style = _mosaic(tiles, rows, cols, 1.0), {}
     else:
         c_show = min(C, max_channels)
-        if C == 1:
-            rows, cols = _grid_shape(O, ncols)
+        if multi:  # tile (channel c, filter k) at row c, column k
+            rows, cols = c_show, n
+            tiles = w[:, :c_show].transpose(1, 0, 2, 3).reshape(-1, kh, kw)
         else:
-            rows, cols = O, c_show
-        tiles = w[:, :c_show].reshape(-1, kh, kw)
+            rows, cols = _grid_shape(n, ncols)
+            tiles = w[:, 0]
         v = float(np.max(np.abs(w))) or 1.0
         grid = _mosaic(tiles, rows, cols, np.nan)  # NaN gaps show as the axes' background
         style = {"cmap": "gray", "vmin": -v, "vmax": v}
     if figsize is None:
         scale = 0.5 if max(kh, kw) <= 5 else 0.7
-        figsize = (max(2.5, scale * cols * kw / max(kh, kw) + 0.6), max(2.0, scale * rows + 0.6))
+        figsize = (max(2.5, scale * cols * kw / max(kh, kw) + 0.6), max(2.0, scale * rows + 0.8))
     fig = _figure(figsize)
     ax = fig.add_subplot(1, 1, 1)
     ax.set_facecolor("white")
     ax.imshow(grid, interpolation="nearest", **style)
     _blank(ax)
-    if C not in (1, 3):
-        ax.set_xlabel(f"input channel (0..{c_show - 1})", fontsize=8)
-        ax.set_ylabel(f"filter (0..{O - 1})", fontsize=8)
-    shown = f" (first {max_channels} channels)" if C > max_channels and C != 3 else ""
-    ax.set_title(title or f"{O} filters, {C} x {kh} x {kw}{shown}", fontsize=9)
+    if multi:
+        ax.set_xlabel(f"filter (0..{n - 1})", fontsize=8)
+        ax.set_ylabel(f"input channel (0..{c_show - 1})", fontsize=8)
+    shown = []
+    if n < O:
+        shown.append(f"first {n} filters")
+    if multi and c_show < C:
+        shown.append(f"first {c_show} channels")
+    ax.set_title(title or f"{O} filters, {C} x {kh} x {kw}" + (f" ({', '.join(shown)})" if shown else ""),
+                 fontsize=9)
     fig.tight_layout()
     return _finish(fig, save, dpi)
 
@@ -340,8 +351,8 @@ def saliency(model, image, target=None):
 
 
 def plot_saliency(model, image, target=None, save=None, class_names=None, figsize=(9, 3),
-                  dpi=DPI, alpha=0.6):
-    """Three panels: the image, its saliency map and the map over the image.
+                  dpi=DPI, alpha=0.6, title=None):
+    """Three panels: the image, its saliency map and the map over the image (`title` on top).
 
     Returns `(fig, saliency_map)` (the map is (H, W); see `saliency`).
     """
@@ -360,7 +371,11 @@ def plot_saliency(model, image, target=None, save=None, class_names=None, figsiz
     ax_over.set_title(f"overlay (class {name})")
     for ax in (ax_img, ax_sal, ax_over):
         _blank(ax)
-    fig.tight_layout()
+    if title:
+        fig.suptitle(title)
+        fig.tight_layout(rect=(0, 0, 1, 0.93))
+    else:
+        fig.tight_layout()
     return _finish(fig, save, dpi), sal
 
 

@@ -110,18 +110,26 @@ def test_filters(shape, tmp_path, rng):
     elif C == 1:  # one channel: a square-ish grid of grey tiles (3 x 2 for 6 filters)
         assert grid.shape == (2 * 6 - 1, 3 * 6 - 1)
         np.testing.assert_array_equal(tile(grid, 4, 3, kh, kw), w[4, 0])
-    else:  # rows: filters, columns: the first 8 channels at most
-        cols = min(C, 8)
-        assert grid.shape == (O * (kh + 1) - 1, cols * (kw + 1) - 1)
-        np.testing.assert_array_equal(tile(grid, 1 * cols + 2, cols, kh, kw), w[1, 2])
+    else:  # columns: filters, rows: the first 8 channels at most
+        rows = min(C, 8)
+        assert grid.shape == (rows * (kh + 1) - 1, O * (kw + 1) - 1)
+        np.testing.assert_array_equal(tile(grid, 2 * O + 1, O, kh, kw), w[1, 2])  # filter 1, channel 2
         assert np.isnan(grid[kh, 0]), "the gaps between tiles are empty"
         assert fig.axes[0].images[0].get_clim() == (-np.abs(w).max(), np.abs(w).max())
 
 
-def test_filters_of_a_layer_and_errors(tmp_path):
+def test_filters_of_a_layer_and_errors(tmp_path, rng):
     conv = models.lenet5().features[0]
     fig = viz.plot_filters(conv, save=tmp_path / "f.png", figsize=(4, 3))
     check_png(fig, tmp_path / "f.png", (4, 3))
+    np.testing.assert_array_equal(np.asarray(fig.axes[0].images[0].get_array())[:5, :5],
+                                  conv.weight.numpy()[0, 0])
+    # a wide layer: the first 32 filters and 8 channels, said in the title
+    fig = viz.plot_filters(rng.standard_normal((64, 16, 3, 3)))
+    assert fig.axes[0].images[0].get_array().shape == (8 * 4 - 1, 32 * 4 - 1)
+    assert fig.axes[0].get_title() == "64 filters, 16 x 3 x 3 (first 32 filters, first 8 channels)"
+    fig = viz.plot_filters(rng.standard_normal((100, 3, 5, 5)), max_filters=12)
+    assert fig.axes[0].images[0].get_array().shape == (3 * 6 - 1, 4 * 6 - 1, 3)
     with pytest.raises(ValueError, match=r"plot_filters: expected conv weights of shape \(O, C, kH, kW\), got \(3, 4\)"):
         viz.plot_filters(np.zeros((3, 4)))
 
@@ -206,8 +214,10 @@ def test_saliency_uses_eval_mode(rng):
 def test_plot_saliency_on_lenet(tmp_path):
     model = models.lenet5()
     image = mc.data.Shapes(n=1)[0][0]
-    fig, sal = viz.plot_saliency(model, image, save=tmp_path / "s.png", figsize=(6, 2))
+    fig, sal = viz.plot_saliency(model, image, save=tmp_path / "s.png", figsize=(6, 2),
+                                 title="a title")
     check_png(fig, tmp_path / "s.png", (6, 2))
+    assert fig._suptitle.get_text() == "a title"
     assert sal.shape == image.shape[1:]
     assert np.all(sal >= 0) and sal.max() > 0
     with pytest.raises(ValueError, match=r"saliency: target must lie in 0..9, got 10"):
