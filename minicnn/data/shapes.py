@@ -10,7 +10,11 @@ brightness (or colour), a soft lighting gradient and pixel noise:
     test = data.Shapes(train=False)       # 2,000 images drawn with a different seed
 
 Position, size and rotation vary, so a linear classifier on raw pixels does poorly (it cannot
-"slide" a template), while a small CNN, whose filters are the same everywhere, learns it well.
+"slide" a template), while a small CNN, whose filters are the same everywhere, learns it.
+Measured on the default 10,000 / 2,000 split (1 x 28 x 28): a least-squares linear classifier on
+the pixels reaches 25% test accuracy (chance is 10%); the same classifier on translation-invariant
+features (|FFT|) 83%; LeNet-5 (Adam, lr 2e-3, batch 64) 55%, 70% and 83% after epochs 1, 2, 3,
+still climbing (the round figures - circle, square, ellipse, triangle - are the hard ones).
 
 How an image is drawn (all images at once, no Python loop per pixel):
   1. every pixel centre (x, y) is mapped into the figure's own unit frame:
