@@ -37,6 +37,8 @@ def _encode(obj, path, arrays):
             raise TypeError(f"save: the array at {where!r} has dtype {obj.dtype}, which can only be stored "
                             f"with pickle; minicnn.save refuses pickle (store numbers or strings instead)")
         key = "/".join(path) or "array"
+        if not key.isprintable() or not key.isascii():
+            key = f"array{len(arrays)}"  # zip member names cannot hold NUL and friends faithfully
         while key in arrays or key == STRUCTURE_KEY:   # keys with '/' in them could collide
             key += "_"
         arrays[key] = obj
