@@ -437,8 +437,8 @@ def graph_nodes(tensor, names=None):
     """The computation graph behind `tensor`, as plain data: (nodes, edges).
 
     nodes: {key: (kind, label)}, kind "tensor" (a leaf or an op's output), "function" (the op,
-    labelled with its Function's class name) or "constant" (an input that needs no gradient,
-    which the graph does not keep); edges: [(from_key, to_key)] in the direction data flows.
+    labelled with its Function's class name) or "constant" (labelled "no grad": an input that
+    needs no gradient, such as the data or a Python number, which the graph does not keep); edges: [(from_key, to_key)] in the direction data flows.
     The walk follows `Tensor._node` to the Context that made a tensor and `Context.inputs` to
     the tensors it read. `names` maps tensors to labels, e.g. {x: "x", w: "w"}.
     """
@@ -471,7 +471,7 @@ def graph_nodes(tensor, names=None):
         for j, inp in enumerate(ctx.inputs):
             if inp is None:
                 ckey = ("const", id(ctx), j)
-                nodes[ckey] = ("constant", "const")
+                nodes[ckey] = ("constant", "no grad")
                 edges.append((ckey, fkey))
                 continue
             ikey = tensor_key(inp)
@@ -484,7 +484,7 @@ def graph_nodes(tensor, names=None):
 
 def graph_dot(tensor, names=None):
     """Graphviz DOT text of the computation graph behind `tensor` (see `graph_nodes`): tensors
-    as ellipses, Functions as boxes, constants as plain text. Render with `dot -Tpng`."""
+    as ellipses, Functions as boxes, inputs that need no gradient as plain text. Render with `dot -Tpng`."""
     nodes, edges = graph_nodes(tensor, names)
     ids = {key: f"n{i}" for i, key in enumerate(nodes)}
     shape = {"tensor": "ellipse", "function": "box", "constant": "plaintext"}
@@ -515,9 +515,12 @@ def _layers(nodes, edges):
                 continue
             stack.pop()
             level[k] = 1 + max((level[p] for p in preds[k]), default=-1)
-    for a, b in edges:  # a constant sits just before the op that reads it, not far left
-        if nodes[a][0] == "constant":
-            level[a] = level[b] - 1
+    succ = {}
+    for a, b in edges:
+        succ.setdefault(a, []).append(b)
+    for key in nodes:  # leaves and constants sit just before their first reader, not far left
+        if not preds[key] and key in succ:
+            level[key] = min(level[b] for b in succ[key]) - 1
     return level
 
 
