@@ -2,7 +2,8 @@
 
 Every `plot_*` function builds a matplotlib Figure, saves it when `save=PATH` is given (PNG,
 `dpi` dots per inch, no cropping: the file is exactly `figsize * dpi` pixels) and returns it.
-In a notebook the returned Figure displays as the cell's value; in a script, pass `save=`.
+In a notebook (`%matplotlib inline`) the returned Figure displays as the cell's value; in a
+script, pass `save=` (or call `fig.savefig`).
 
     plot_curves(history)                     loss, top-1/top-5 accuracy and LR per epoch
     plot_filters(model.features[0])          a conv layer's filters (RGB in colour, else per channel)
