@@ -112,13 +112,18 @@ class Tensor:
             self._accumulate(grad)
             return
         grads = {(id(self._node), self._index): grad}
+        handed = {id(grad)}  # arrays a leaf must not keep as its own: the caller's, and those given out
         for node in reversed(_topological_order(self._node)):
             outs = [grads.pop((id(node), i), None) for i in range(len(node.out_meta))]
-            node.run_backward(outs, grads)
+            node.run_backward(outs, grads, handed)
 
-    def _accumulate(self, grad):
+    def _accumulate(self, grad, owned=False):
+        """Add into .grad; a fresh array that nothing else holds (`owned`) is kept without a copy."""
         E = lookup("elementwise", grad)  # the same line on the CPU and on the GPU
-        self.grad = E.copy(grad) if self.grad is None else E.add(self.grad, grad)
+        if self.grad is None:
+            self.grad = grad if owned else E.copy(grad)
+        else:
+            self.grad = E.add(self.grad, grad)
 
     # ---- operators: each is a Function in minicnn/functional/basic.py -------------------
     def __add__(self, other): return _ops.add(self, other)
@@ -194,7 +199,7 @@ class Context:
     def save_for_backward(self, *arrays):
         self.saved = arrays
 
-    def run_backward(self, out_grads, grads):
+    def run_backward(self, out_grads, grads, handed):
         for i, out in self.retained:
             if out_grads[i] is not None:
                 out._accumulate(out_grads[i])
@@ -215,7 +220,10 @@ class Context:
                 raise RuntimeError(f"{self.fn.__name__}.backward: gradient of shape {tuple(g.shape)} "
                                    f"for an input of shape {t.shape}")
             if t._node is None:
-                t._accumulate(g)
+                # a view, or an array another leaf already holds, is copied; a fresh one is kept
+                owned = isinstance(g, np.ndarray) and g.flags.owndata and id(g) not in handed
+                t._accumulate(g, owned)
+                handed.add(id(g))
             else:
                 key = (id(t._node), t._index)
                 grads[key] = g if key not in grads else lookup("elementwise", g).add(grads[key], g)

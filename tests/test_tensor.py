@@ -298,3 +298,19 @@ def test_user_function_with_wrong_gradient_shape_is_reported():
     x = t64([1.0, 2.0])
     with pytest.raises(RuntimeError, match="Bad.backward"):
         Bad.apply(x).sum().backward()
+
+
+def test_leaves_never_share_a_gradient_array():
+    # Add hands the same upstream array to both inputs; each leaf must own its .grad
+    a = t64([1.0, 2.0])
+    b = t64([3.0, 4.0])
+    g = np.array([1.0, 1.0])
+    (a + b).backward(g)
+    assert not np.shares_memory(a.grad, b.grad)
+    assert not np.shares_memory(a.grad, g) and not np.shares_memory(b.grad, g)
+    a.grad *= 10  # in-place clipping of one gradient leaves the other alone
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+    c = t64(np.ones((2, 3)))
+    (c.reshape(6) * 1.0).backward(np.ones(6))  # a view of the upstream gradient is copied
+    c.grad[0, 0] = 5
+    assert (c * 2).sum().item() == 12.0
