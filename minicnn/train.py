@@ -296,7 +296,7 @@ class Trainer:
 
     # -- one epoch ------------------------------------------------------------------------------
     def _progress(self, total, epoch, epochs):
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # tqdm.auto would warn in notebooks without ipywidgets
         disable = self.quiet or not sys.stderr.isatty()
         return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
                     disable=disable, file=sys.stderr, dynamic_ncols=True)
@@ -435,29 +435,11 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, *, loss_fn=No
 
 # ---- curves -------------------------------------------------------------------------------------
 def save_curves(history, path):
-    """A PNG with three panels: loss, top-1/top-5 accuracy and the LR, each against the epoch."""
-    # a bare Figure renders with Agg and leaves pyplot's global backend (and notebooks) alone
-    from matplotlib.figure import Figure
+    """A PNG with three panels: loss, top-1/top-5 accuracy and the LR, each against the epoch
+    (minicnn.viz.plot_curves), written atomically next to the checkpoint."""
+    from .viz import plot_curves
 
-    epochs = [r["epoch"] for r in history]
-    fig = Figure(figsize=(13, 3.6))
-    ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
-    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    if any(r["val_loss"] is not None for r in history):
-        ax_loss.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation")
-        ax_acc.plot(epochs, [100 * r["val_top1"] for r in history], "s-", label="val top-1")
-        ax_acc.plot(epochs, [100 * r["val_top5"] for r in history], "^-", label="val top-5")
-    ax_acc.plot(epochs, [100 * r["train_acc"] for r in history], "o--", label="train top-1")
-    ax_lr.plot(epochs, [r["lr"] for r in history], "o-")
-    if all(r["lr"] > 0 for r in history) and len({r["lr"] for r in history}) > 1:
-        ax_lr.set_yscale("log")
-    for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy (%)"), (ax_lr, "learning rate")):
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-    ax_loss.legend()
-    ax_acc.legend()
-    fig.tight_layout()
+    fig = plot_curves(history)
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=100)
     os.replace(tmp, path)
