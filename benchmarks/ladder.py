@@ -185,7 +185,7 @@ def layer_rows(repeats):
             arrays, tt = (logits,), (torch.from_numpy(target) if torch else None)
             op = lambda t: F.cross_entropy(t, target)  # noqa: E731
             top = (lambda t: TF.cross_entropy(t, tt)) if torch else None  # noqa: E731
-            grad = np.float32(1.0).reshape(())
+            grad = np.ones((), dtype=np.float32)
         else:
             with mc.no_grad():
                 grad = rng.standard_normal(op(*[mc.Tensor(a) for a in arrays]).shape).astype(np.float32)
