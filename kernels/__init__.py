@@ -9,6 +9,8 @@ the array's device and the `use_kernels` setting. Installed as `minicnn.kernels`
 """
 import importlib
 
+from minicnn.device import array_device
+
 _CPU_CHOICES = {"reference": "reference", "numba": "cpu"}
 _current = "numba"
 
@@ -42,9 +44,18 @@ def lookup(family, device="cpu"):
     `device` is "cpu", "cuda", or an array whose device decides.
     """
     if not isinstance(device, str):
-        from minicnn.device import array_device
         device = array_device(device)
     folder = "cuda" if device == "cuda" else _CPU_CHOICES[_current]
+    module = _loaded.get((folder, family))
+    if module is None:  # first use: import it (ops call lookup thousands of times a second)
+        module = _loaded[folder, family] = _import(folder, family)
+    return module
+
+
+_loaded = {}
+
+
+def _import(folder, family):
     try:
         return importlib.import_module(f"{__name__}.{folder}.{family}")
     except ModuleNotFoundError as exc:
