@@ -42,4 +42,5 @@ def to_device(arr, device):
         return arr
     if device == "cpu":
         return arr.copy_to_host()
-    return cuda_module().to_device(np.ascontiguousarray(arr))
+    arr = np.asarray(arr)  # not ascontiguousarray alone: it turns a 0-d array into shape (1,)
+    return cuda_module().to_device(arr if arr.flags.c_contiguous else np.ascontiguousarray(arr))

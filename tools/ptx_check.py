@@ -42,6 +42,7 @@ def signatures(f):
     """{(module, kernel): argument types} for data dtype f (float32 or float64)."""
     a1, a2, a3, a4 = (_arr(f, n) for n in (1, 2, 3, 4))
     i1, i3, i4 = _arr(int64, 1), _arr(int64, 3), _arr(int64, 4)
+    b1 = _arr(boolean, 1)
     d1 = _arr(float64, 1)
     n = int64
     tup = nbtypes.UniTuple(int64, RANK)
@@ -89,6 +90,16 @@ def signatures(f):
         ("elementwise", "_binary_kernel"): (n, a1, a1, a1, tup, tup, tup),
         ("elementwise", "_scalar_kernel"): (n, a1, f, a1),
         ("elementwise", "_unary_kernel"): (n, a1, a1, tup, tup),
+        ("elementwise", "_compare_kernel"): (n, a1, a1, b1, tup, tup, tup),
+        ("norm", "_invstd_kernel"): (a1, float64, a1),
+        ("norm", "_update_running_kernel"): (a1, a1, a1, a1, float64, n),
+        ("index", "_take_kernel"): (a1, i1, a1),
+        ("index", "_scatter_kernel"): (a1, i1, a1),
+        ("index", "_gather_add_kernel"): (a1, i1, i1, a1, f),
+        ("shape", "_put_slab_kernel"): (a3, a3, n),
+        ("shape", "_take_slab_kernel"): (a3, a3, n),
+        ("shape", "_pad2d_kernel"): (a3, a3, n, n, f),
+        ("shape", "_crop2d_kernel"): (a3, a3, n, n),
         ("reduce", "_short_rows_kernel"): (n, a2, a1, f),
         ("reduce", "_KERNELS"): (n, a2, a1, f),
         ("gemm", "_KERNELS"): (a3, a3, a3, boolean, boolean, f),
@@ -98,7 +109,7 @@ def signatures(f):
 
 
 MODULES = ("_launch", "conv", "pool", "activation", "loss", "dropout", "norm", "elementwise",
-           "reduce", "gemm", "optim")
+           "reduce", "gemm", "optim", "index", "shape")
 
 
 def _is_kernel(obj):

@@ -21,6 +21,8 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
+# (C,)-sized NumPy one-liners: nothing worth compiling, the reference versions serve as they are
+from ..reference.norm import batch_norm_invstd, batch_norm_update_running  # noqa: F401
 
 
 # ---- local response normalisation ----------------------------------------------------------

@@ -24,7 +24,10 @@ def is_device(a):
 
 
 def on_device(a):
-    return a if is_device(a) else cuda.to_device(np.ascontiguousarray(a))
+    if is_device(a):
+        return a
+    a = np.asarray(a)  # a 0-d array stays 0-d (ascontiguousarray would make it (1,))
+    return cuda.to_device(a if a.flags.c_contiguous else np.ascontiguousarray(a))
 
 
 def empty(shape, dtype):

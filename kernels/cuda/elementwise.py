@@ -10,7 +10,8 @@ Thread-to-data mapping
     one thread per OUTPUT element i (flat, C order). The thread unravels i into the output
     index (i_0, ..., i_{R-1}) and reads a[sum_k i_k * sa_k], b[sum_k i_k * sb_k]. Shapes and
     strides travel as tuples (kernel arguments, no copy to the device); the op is an integer code
-    so one compiled kernel serves add, sub, mul, div and equal. permute, broadcast_to and
+    so one compiled kernel serves add, sub, mul, div, pow and equal (comparisons, which write
+    bools, have their own). permute, broadcast_to and
     contiguous are the same gather with one operand: a copy through strides.
 Inputs must be C-contiguous (every array minicnn makes on the GPU is).
 """
@@ -21,8 +22,9 @@ from numba import cuda
 
 from ._launch import THREADS, blocks, empty, flat, full, is_device, scalar, zeros  # noqa: F401
 
-ADD, SUB, MUL, DIV, EQUAL = 0, 1, 2, 3, 4
-NEG, EXP, LOG, SQRT, ABS, SIGN, COPY = 0, 1, 2, 3, 4, 5, 6
+ADD, SUB, MUL, DIV, EQUAL, POW = 0, 1, 2, 3, 4, 5
+NEG, EXP, LOG, SQRT, ABS, SIGN, COPY, SAFE_LOG = 0, 1, 2, 3, 4, 5, 6, 7
+COMPARISONS = ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal")  # codes 0..5
 
 
 @cuda.jit(device=True)
@@ -50,8 +52,32 @@ def _binary_kernel(op, a, b, out, shape, sa, sb):
         out[i] = x * y
     elif op == DIV:
         out[i] = x / y
+    elif op == POW:
+        out[i] = x ** y
     else:
         out[i] = 1 if x == y else 0
+
+
+@cuda.jit
+def _compare_kernel(op, a, b, out, shape, sa, sb):
+    """out (bool) = a <op> b with broadcasting; op indexes COMPARISONS."""
+    i = cuda.grid(1)
+    if i >= out.size:
+        return
+    x = a[_offset(i, shape, sa)]
+    y = b[_offset(i, shape, sb)]
+    if op == 0:
+        out[i] = x < y
+    elif op == 1:
+        out[i] = x <= y
+    elif op == 2:
+        out[i] = x > y
+    elif op == 3:
+        out[i] = x >= y
+    elif op == 4:
+        out[i] = x == y
+    else:
+        out[i] = x != y
 
 
 @cuda.jit
@@ -68,6 +94,8 @@ def _scalar_kernel(op, a, s, out):
         out[i] = x * s
     elif op == DIV:
         out[i] = x / s
+    elif op == POW:
+        out[i] = x ** s
     else:
         out[i] = 1 if x == s else 0
 
@@ -90,6 +118,8 @@ def _unary_kernel(op, a, out, shape, sa):
         out[i] = math.fabs(x)                             # not abs: this module defines abs()
     elif op == SIGN:
         out[i] = 1 if x > 0 else (-1 if x < 0 else x)   # sign(0) = 0, sign(NaN) = NaN
+    elif op == SAFE_LOG:                                  # log, 0 at 0, NaN below 0 (d a**b / db)
+        out[i] = math.log(x) if x > 0 else (0 if x == 0 else math.nan)
     else:
         out[i] = x                                        # COPY (casts to out's dtype)
 
@@ -152,8 +182,28 @@ def div(a, b, out=None):
     return _binary(DIV, a, b, out)
 
 
+def pow(a, b, out=None):  # noqa: A001
+    return _binary(POW, a, b, out)
+
+
 def equal(a, b):
     return _binary(EQUAL, a, b, None)
+
+
+def compare(a, b, name):
+    """A bool array a <name> b (name one of COMPARISONS), broadcasting; b may be a number."""
+    if name not in COMPARISONS:
+        raise ValueError(f"compare: expected one of {COMPARISONS}, got {name!r}")
+    if not is_device(b):
+        b = full((), b, a.dtype)
+    shape = tuple(int(n) for n in np.broadcast_shapes(tuple(a.shape), tuple(b.shape)))
+    out = empty(shape, np.bool_)
+    grid = shape or (1,)
+    if out.size:
+        _compare_kernel[blocks(out.size), THREADS](COMPARISONS.index(name), _flat_any(a), _flat_any(b),
+                                                   _flat_any(out), grid, _broadcast_strides(a.shape, grid),
+                                                   _broadcast_strides(b.shape, grid))
+    return out
 
 
 # ---- unary and copies through strides ---------------------------------------------------------
@@ -192,6 +242,10 @@ def abs(a):  # noqa: A001
 
 def sign(a):
     return _unary(SIGN, a)
+
+
+def safe_log(a):
+    return _unary(SAFE_LOG, a)
 
 
 def contiguous(x, dtype=None):

@@ -12,6 +12,8 @@ LRN, window(c) = channels max(0, c - size//2) ... min(C-1, c + (size-1)//2):
 Batch norm, per channel:  xhat = (x - mean) * invstd,  y = weight * xhat + bias
     training: dx = invstd * weight / M * (M g - sum g - xhat * sum(g xhat))
     eval:     dx = g * invstd * weight
+    invstd = 1 / sqrt(var + eps)   (float64 arithmetic, stored in the data's dtype)
+    running = (1 - f) * running + f * batch value;   running_var takes var * M / (M - 1)
 
 Thread-to-data mapping
     LRN forward/backward: one thread per (n, c, s), looping over its window of channels.
@@ -21,6 +23,8 @@ Thread-to-data mapping
         the array log2(REDUCE_THREADS) times (a tree reduction, syncthreads between steps).
         Two passes for the variance (mean first), as the reference: no cancellation.
     batch_norm_forward, the dx of the backward: one thread per element (n, c, s).
+    batch_norm_invstd, batch_norm_update_running: one thread per channel c (in place: thread c
+        writes only running_mean[c] and running_var[c]).
 """
 import math
 
@@ -219,3 +223,42 @@ def batch_norm_backward(grad_out, x, mean, invstd, weight):
 def batch_norm_backward_eval(grad_out, x, mean, invstd, weight):
     """Eval mode: mean and invstd are the running statistics, constants -> (dx, dweight, dbias)."""
     return _backward(grad_out, x, mean, invstd, weight, False)
+
+
+# ---- batch norm: per-channel parameters and the running statistics ---------------------------
+@cuda.jit
+def _invstd_kernel(var, eps, invstd):
+    c = cuda.grid(1)
+    if c < var.size:
+        invstd[c] = 1.0 / math.sqrt(float64(var[c]) + eps)
+
+
+@cuda.jit
+def _update_running_kernel(running_mean, running_var, mean, var, factor, M):
+    c = cuda.grid(1)
+    if c < mean.size:
+        running_mean[c] = (1.0 - factor) * float64(running_mean[c]) + factor * float64(mean[c])
+        running_var[c] = (1.0 - factor) * float64(running_var[c]) + factor * (float64(var[c]) * M / (M - 1))
+
+
+def batch_norm_invstd(var, eps, dtype):
+    """invstd = 1 / sqrt(var + eps) (C,), in float64 arithmetic, returned as `dtype`."""
+    var = on_device(var)
+    invstd = empty(var.shape, dtype)
+    if var.size:
+        _invstd_kernel[blocks(var.size), THREADS](var, float(eps), invstd)
+    return invstd
+
+
+def batch_norm_update_running(running_mean, running_var, mean, var, factor, M):
+    """In place on the device: running = (1 - factor) * running + factor * batch value (unbiased var)."""
+    if mean.size:
+        _update_running_kernel[blocks(mean.size), THREADS](running_mean, running_var, mean, var,
+                                                           float(factor), int(M))
+
+
+def batch_norm_train_forward(x, weight, bias, eps):
+    """Training mode: the batch's statistics, then the forward with them -> (y, mean, var, invstd)."""
+    mean, var = batch_norm_stats(x)
+    invstd = batch_norm_invstd(var, eps, x.dtype)
+    return batch_norm_forward(x, mean, invstd, weight, bias), mean, var, invstd

@@ -35,6 +35,20 @@ def div(a, b, out=None):
     return np.divide(a, _same(a, b), out=out)
 
 
+def pow(a, b, out=None):  # noqa: A001 (the operator's name)
+    return np.power(a, _same(a, b), out=out)
+
+
+COMPARISONS = ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal")
+
+
+def compare(a, b, name):
+    """A bool array: `name` is one of COMPARISONS (NumPy's function of that name), e.g. a < b."""
+    if name not in COMPARISONS:
+        raise ValueError(f"compare: expected one of {COMPARISONS}, got {name!r}")
+    return getattr(np, name)(a, _same(a, b))
+
+
 def equal(a, b):
     """1 where a == b, else 0, in a's dtype (a float mask)."""
     return (a == _same(a, b)).astype(a.dtype)
@@ -63,6 +77,14 @@ def abs(a):  # noqa: A001 (the NumPy name)
 
 def sign(a):
     return np.sign(a)
+
+
+def safe_log(a):
+    """log(a) where a > 0, 0 where a == 0, NaN where a < 0 (or NaN): the log in
+    d(a**b)/db = a**b * log(a), whose limit at a = 0 (b > 0) is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.where(a == 0, 0, np.nan))
+    return logs.astype(a.dtype)
 
 
 # ---- layout and allocation ----------------------------------------------------------------

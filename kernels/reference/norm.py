@@ -35,6 +35,10 @@ Batch norm (Ioffe and Szegedy 2015), per channel c, over all n and s:
     eval (mean and invstd are constants):
         dx = g * invstd * weight
     in both:  dweight = sum(g * xhat),  dbias = sum g
+
+    running statistics (training, in place, in float64, each keeping its own dtype):
+        running_mean = (1 - f) * running_mean + f * mean
+        running_var  = (1 - f) * running_var  + f * var * M / (M - 1)      (unbiased)
 """
 import numpy as np
 
@@ -89,13 +93,25 @@ def batch_norm_forward(x, mean, invstd, weight, bias):
     return (x - m) * i * w + b
 
 
+def batch_norm_invstd(var, eps, dtype):
+    """invstd = 1 / sqrt(var + eps), computed in float64 and returned as `dtype` (C,)."""
+    return (1.0 / np.sqrt(np.asarray(var, dtype=np.float64) + eps)).astype(dtype)
+
+
+def batch_norm_update_running(running_mean, running_var, mean, var, factor, M):
+    """The running statistics, IN PLACE: running = (1 - factor) * running + factor * batch value,
+    with the unbiased variance var * M / (M - 1); float64 arithmetic, each keeps its dtype."""
+    running_mean[...] = (1.0 - factor) * running_mean.astype(np.float64) + factor * mean.astype(np.float64)
+    running_var[...] = (1.0 - factor) * running_var.astype(np.float64) + factor * (var.astype(np.float64) * M / (M - 1))
+
+
 def batch_norm_train_forward(x, weight, bias, eps):
     """Training mode: the batch's statistics, then the forward with them.
 
     -> (y, mean, var, invstd); var is the biased variance, invstd = 1 / sqrt(var + eps).
     """
     mean, var = batch_norm_stats(x)
-    invstd = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
+    invstd = batch_norm_invstd(var, eps, x.dtype)
     return batch_norm_forward(x, mean, invstd, weight, bias), mean, var, invstd
 
 

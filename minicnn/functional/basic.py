@@ -99,20 +99,19 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        out = a ** b
+        out = _E(a).pow(a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
     @staticmethod
     def backward(ctx, g):
         a, b, out = ctx.saved
+        E = _E(g)
         ga = gb = None
         if ctx.needs_input_grad[0]:
-            ga = unbroadcast(g * b * a ** (b - 1), a.shape)
+            ga = unbroadcast(E.mul(E.mul(g, b), E.pow(a, E.sub(b, 1))), a.shape)
         if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                logs = np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.where(a == 0, 0, np.nan))
-            gb = unbroadcast(g * out * logs.astype(out.dtype), b.shape)
+            gb = unbroadcast(E.mul(E.mul(g, out), E.safe_log(a)), b.shape)
         return ga, gb
 
 
@@ -173,9 +172,10 @@ def neg(a): return Neg.apply(a)
 
 
 def compare(op, a, b):
-    """A bool tensor; comparisons have no gradient."""
+    """A bool tensor; comparisons have no gradient. `op` is NumPy's ufunc (np.less, ...): its name
+    picks the comparison in the elementwise kernels, so it runs where the data lives."""
     a, b = _operands(a, b)
-    return Tensor(op(a.data, b.data))
+    return Tensor(_E(a.data).compare(a.data, b.data, op.__name__))
 
 
 # ---- elementwise functions --------------------------------------------------------------
@@ -351,19 +351,43 @@ def transpose(x, *axes): return Transpose.apply(x, axes=_shape_args(axes))
 
 
 class GetItem(Function):
-    """t[idx] for basic slicing and integer-array indexing; the backward scatters with add.at
-    so that an index repeated twice receives the gradient twice."""
+    """t[idx] for basic slicing and integer-array indexing, as a gather through flat offsets.
+
+    The index is turned into `src` (the flat offset in a of every result element) on the host:
+    geometry only, so the data stays where it is. The backward scatters g back through src: a
+    plain scatter for basic slicing (no offset repeats), a scatter-add for integer arrays, so
+    that an index repeated twice receives the gradient twice."""
 
     @staticmethod
     def forward(ctx, a, idx):
-        ctx.shape, ctx.dtype, ctx.idx = a.shape, a.dtype, idx
-        return np.array(a[idx], copy=True)
+        ctx.src, ctx.shape, ctx.size = _source_offsets(a.shape, idx), a.shape, a.size
+        ctx.repeats = _has_arrays(idx)  # only integer arrays can name an element twice
+        return lookup("index", a).take(a, ctx.src)
 
     @staticmethod
     def backward(ctx, g):
-        grad = np.zeros(ctx.shape, dtype=ctx.dtype)
-        np.add.at(grad, ctx.idx, g)
-        return grad
+        K = lookup("index", g)
+        grad = (K.scatter_add if ctx.repeats else K.scatter)(g, ctx.src, ctx.size)
+        return grad.reshape(ctx.shape)
+
+
+def _source_offsets(shape, idx):
+    """int64 array of x[idx]'s shape: the flat (C-order) offset in x of each result element.
+    Each axis' coordinate grid (broadcast, no memory) is indexed exactly as x would be, so
+    NumPy's own rules decide the result's shape; the offset is sum_k coord_k * stride_k."""
+    shape = tuple(int(n) for n in shape)
+    src = np.broadcast_to(np.int64(0), shape)[idx]   # the result's shape; raises as x[idx] would
+    stride = 1
+    for k in range(len(shape) - 1, -1, -1):
+        coord = np.arange(shape[k], dtype=np.int64).reshape([-1 if i == k else 1 for i in range(len(shape))])
+        src = src + np.broadcast_to(coord, shape)[idx] * stride
+        stride *= shape[k]
+    return np.array(src, dtype=np.int64, order="C")  # (ascontiguousarray would make a 0-d src 1-d)
+
+
+def _has_arrays(idx):
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    return any(isinstance(p, np.ndarray) for p in parts)
 
 
 def _plain_index(idx):
@@ -390,11 +414,11 @@ class AsType(Function):
     @staticmethod
     def forward(ctx, a, dtype):
         ctx.dtype = a.dtype
-        return a.astype(dtype)
+        return _E(a).contiguous(a, dtype)  # a cast copy, made where a lives
 
     @staticmethod
     def backward(ctx, g):
-        return g.astype(ctx.dtype)
+        return _E(g).contiguous(g, ctx.dtype)
 
 
 def astype(x, dtype):
@@ -402,7 +426,7 @@ def astype(x, dtype):
     if dtype == x.dtype:
         return x
     if dtype.kind != "f" or x.dtype.kind != "f":
-        return Tensor(x.data.astype(dtype) if x.device == "cpu" else x.numpy().astype(dtype), dtype=dtype)
+        return Tensor(_E(x.data).contiguous(x.data, dtype), dtype=dtype)
     return AsType.apply(x, dtype=dtype)
 
 

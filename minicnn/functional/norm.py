@@ -18,6 +18,7 @@ The hot loops are in minicnn.kernels (family "norm"); the ops reshape any (N, C,
 """
 import numpy as np
 
+from ..device import array_device, to_device
 from ..kernels import lookup
 from ..tensor import Function, Tensor
 from .basic import as_tensor
@@ -89,18 +90,18 @@ class BatchNorm(Function):
     def forward(ctx, x, weight, bias, running_mean, running_var, training, factor, eps):
         x3 = _as_ncs("batch_norm", x)
         C = x3.shape[1]
-        w = np.ones(C, x.dtype) if weight is None else np.ascontiguousarray(weight)
-        b = np.zeros(C, x.dtype) if bias is None else np.ascontiguousarray(bias)
-        K = lookup("norm", x3)
+        E, K = lookup("elementwise", x3), lookup("norm", x3)
+        w = E.full((C,), 1, x.dtype) if weight is None else E.contiguous(weight)
+        b = E.zeros((C,), x.dtype) if bias is None else E.contiguous(bias)
         if training:
             y, mean, var, invstd = K.batch_norm_train_forward(x3, w, b, eps)
-            if running_mean is not None:
+            if running_mean is not None:  # in place, where the statistics live (x's device)
                 M = x3.shape[0] * x3.shape[2]
-                _update_in_place(running_mean, factor, mean.astype(np.float64))
-                _update_in_place(running_var, factor, var.astype(np.float64) * M / (M - 1))  # unbiased
+                K.batch_norm_update_running(_raw(running_mean), _raw(running_var), mean, var, factor, M)
         else:
-            mean = np.ascontiguousarray(_raw(running_mean), dtype=x.dtype)
-            invstd = (1.0 / np.sqrt(np.asarray(_raw(running_var), dtype=np.float64) + eps)).astype(x.dtype)
+            device = array_device(x3)     # constants here: host statistics may be copied over
+            mean = E.contiguous(to_device(_raw(running_mean), device), x.dtype)
+            invstd = K.batch_norm_invstd(to_device(_raw(running_var), device), eps, x.dtype)
             y = K.batch_norm_forward(x3, mean, invstd, w, b)
         ctx.save_for_backward(x3, mean, invstd, w)
         ctx.training, ctx.shape = training, x.shape
@@ -109,7 +110,7 @@ class BatchNorm(Function):
     @staticmethod
     def backward(ctx, grad_out):
         x3, mean, invstd, w = ctx.saved
-        g3 = np.ascontiguousarray(grad_out.reshape(x3.shape))
+        g3 = lookup("elementwise", grad_out).contiguous(grad_out.reshape(x3.shape))
         K = lookup("norm", x3)
         step = K.batch_norm_backward if ctx.training else K.batch_norm_backward_eval
         dx, dweight, dbias = step(g3, x3, mean, invstd, w)
@@ -131,7 +132,7 @@ def running_average_factor(momentum, num_batches_tracked=None):
     if num_batches_tracked is None:
         raise ValueError("batch_norm: momentum=None (a cumulative average) needs num_batches_tracked, "
                          "the counter of batches seen so far; got None")
-    count = int(np.asarray(_raw(num_batches_tracked)))
+    count = int(to_device(_raw(num_batches_tracked), "cpu"))  # one number (from the GPU: a sync)
     if count < 1:
         raise ValueError(f"batch_norm: momentum=None needs num_batches_tracked >= 1 after counting "
                          f"the current batch, got {count}")
@@ -148,22 +149,25 @@ def _check_channels(name, v, C):
                          f"channels, got {tuple(np.shape(_raw(v)))}")
 
 
-def _check_in_place(running_mean, running_var, num_batches_tracked):
-    """What training updates in place must be arrays (or Tensors holding them)."""
+def _is_array(v):
+    return isinstance(v, np.ndarray) or array_device(v) == "cuda"
+
+
+def _check_in_place(running_mean, running_var, num_batches_tracked, device):
+    """What training updates in place must be arrays (or Tensors holding them) on x's device."""
     for v in (running_mean, running_var):
-        if not isinstance(_raw(v), np.ndarray):
+        if not _is_array(_raw(v)):
             raise TypeError(f"batch_norm: running statistics must be numpy arrays or Tensors (updated "
                             f"in place), got {type(v).__name__}")
     counter = _raw(num_batches_tracked)
-    if num_batches_tracked is not None and (not isinstance(counter, np.ndarray) or counter.dtype.kind not in "iuf"):
+    if num_batches_tracked is not None and (not _is_array(counter) or counter.dtype.kind not in "iuf"):
         raise TypeError(f"batch_norm: num_batches_tracked must be a numeric array or Tensor that can "
                         f"be incremented in place, got {type(num_batches_tracked).__name__}")
-
-
-def _update_in_place(running, factor, batch_value):
-    """running = (1 - factor) * running + factor * batch_value, keeping running's own dtype."""
-    arr = _raw(running)
-    arr[...] = (1.0 - factor) * arr.astype(np.float64) + factor * batch_value
+    for name, v in (("running_mean", running_mean), ("running_var", running_var),
+                    ("num_batches_tracked", num_batches_tracked)):
+        if v is not None and array_device(_raw(v)) != device:
+            raise RuntimeError(f"batch_norm: {name} is on {array_device(_raw(v))}, the input on {device}; "
+                               f"they are updated in place, so move them with .to('{device}')")
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
@@ -202,7 +206,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, "
                          f"got input of shape {x.shape}")
     if training and running_mean is not None:
-        _check_in_place(running_mean, running_var, num_batches_tracked)
+        _check_in_place(running_mean, running_var, num_batches_tracked, x.device)
         if momentum is None and num_batches_tracked is None:
             running_average_factor(momentum, num_batches_tracked)  # raises: says what is missing
     if eps < 0:
@@ -213,7 +217,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     factor = None
     if training and running_mean is not None:
         if num_batches_tracked is not None:
-            _raw(num_batches_tracked)[...] += 1
+            counter = _raw(num_batches_tracked)
+            lookup("elementwise", counter).add(counter, 1, out=counter)  # += 1 in place, on its device
         factor = running_average_factor(momentum, num_batches_tracked)
     # running statistics are keyword parameters, not inputs: they get no gradient and may keep
     # their own dtype

@@ -7,6 +7,7 @@
 """
 import numpy as np
 
+from ..kernels import lookup
 from ..tensor import Function, Tensor
 from .basic import reshape
 
@@ -23,12 +24,12 @@ class Concat(Function):
     @staticmethod
     def forward(ctx, *arrays, axis=1):
         ctx.axis = axis
-        ctx.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
-        return np.concatenate(arrays, axis=axis)
+        ctx.sizes = [int(a.shape[axis]) for a in arrays]
+        return lookup("shape", arrays[0]).concat(list(arrays), axis)
 
     @staticmethod
     def backward(ctx, g):
-        return tuple(np.ascontiguousarray(p) for p in np.split(g, ctx.bounds, axis=ctx.axis))
+        return tuple(lookup("shape", g).split(g, ctx.sizes, ctx.axis))
 
 
 def concat(tensors, axis=1):
@@ -67,13 +68,12 @@ class Pad2d(Function):
     @staticmethod
     def forward(ctx, x, pads, value):
         top, bottom, left, right = pads
-        ctx.window = (slice(top, top + x.shape[-2]), slice(left, left + x.shape[-1]))
-        widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
-        return np.pad(x, widths, mode="constant", constant_values=value)
+        ctx.corner, ctx.hw = (top, left), tuple(x.shape)[-2:]
+        return lookup("shape", x).pad2d(x, top, bottom, left, right, value)
 
     @staticmethod
     def backward(ctx, g):
-        return np.ascontiguousarray(g[(...,) + ctx.window])
+        return lookup("shape", g).crop2d(g, *ctx.corner, *ctx.hw)
 
 
 def pad2d(x, padding, value=0.0):
