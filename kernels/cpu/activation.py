@@ -20,66 +20,22 @@ The public functions are thin wrappers with the reference signatures: they flatt
 loop, bit for bit as the reference computes it) and call a jitted loop over elements. Every
 prange iteration writes only its own element, or for maxout its own (n, c) plane.
 
-Why exp is written out here: `math.exp`, `math.expm1` and `math.tanh` compile to calls into
-the C maths library, one element at a time, and a loop with such a call cannot use SIMD
-registers; tanh was 8x slower than PyTorch that way. Every exponential these activations need
-has an argument v <= 0 (sigmoid uses e^-|x|, tanh e^-2|x|, elu e^x only for x <= 0), so one
-small helper covers them, in plain arithmetic the compiler can vectorise:
-
-    e^v = 2^-j * e^r,   j = round(-v / ln 2),   r = v + j ln 2   (|r| <= ln2 / 2)
-    e^r - 1 = r + r^2/2! + ... + r^13/13!       (Taylor: < 1 ulp of float64 on that range)
-
-2^-j comes from a table; the sums run in float64 and round once to the data's dtype.
+Why exp is not `math.exp`: that compiles to a call into the C maths library, one element at a
+time, and a loop with such a call cannot use SIMD registers (tanh was 8x slower than PyTorch that
+way). Every exponential these activations need has an argument v <= 0 (sigmoid uses e^-|x|, tanh
+e^-2|x|, elu e^x only for x <= 0), so they use exp_nonpos / expm1_nonpos from _exp.py: plain
+arithmetic the compiler vectorises (the formulas are in that file).
 """
-import math
-
 import numpy as np
 from numba import prange
 
+from ._exp import exp_nonpos, expm1_nonpos
 from ._jit import kernel
 
 
 def _flat(a):
     """A contiguous 1-D view (or copy) of `a`; the loops below index it by element."""
     return np.ascontiguousarray(a).reshape(-1)
-
-
-# ---- e^v and e^v - 1 for v <= 0, vectorisable ---------------------------------------------
-_INV_LN2 = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01   # ln 2 split in two (fdlibm): j * _LN2_HI is exact
-_LN2_LO = 1.90821492927058770002e-10
-_LOWEST = -745.2                         # e^v rounds to 0 in float64 below this
-_POW2_NEG = 2.0 ** -np.arange(1077.0)    # 2^-j for j = 0 ... 1076 (the last ones are 0)
-_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(13, 0, -1))  # 1/13!, ..., 1/2!, 1/1!
-
-
-@kernel(parallel=False)
-def _exp_split(v):
-    """For v <= 0 (or NaN): (s, q) with e^v = s * (1 + q), s = 2^-j exactly, q = e^r - 1."""
-    if v < _LOWEST:                      # also -inf; NaN fails the test and stays NaN
-        v = _LOWEST
-    j = math.floor(-v * _INV_LN2 + 0.5)
-    if j != j:                           # NaN: any valid table index; q carries the NaN
-        j = 0.0
-    r = (v + j * _LN2_HI) + j * _LN2_LO
-    q = 0.0
-    for c in _TAYLOR:                    # Horner: q = r (1 + r (1/2 + r (1/6 + ...)))
-        q = (q + c) * r
-    return _POW2_NEG[int(j)], q
-
-
-@kernel(parallel=False)
-def _exp_nonpos(v):
-    """e^v for v <= 0."""
-    s, q = _exp_split(v)
-    return s + s * q
-
-
-@kernel(parallel=False)
-def _expm1_nonpos(v):
-    """e^v - 1 for v <= 0, accurate also near 0 (where j = 0 and it is just q)."""
-    s, q = _exp_split(v)
-    return s * q + (s - 1.0)
 
 
 # ---- elementwise loops --------------------------------------------------------------------
@@ -116,7 +72,7 @@ def _elu_forward(x, a, out):
     for i in prange(x.size):
         v = x[i]
         u = 0.0 if v > 0 else v        # keep the helper's argument <= 0; NaN stays NaN
-        out[i] = v if v > 0 else a * _expm1_nonpos(u)
+        out[i] = v if v > 0 else a * expm1_nonpos(u)
 
 
 @kernel
@@ -124,14 +80,14 @@ def _elu_backward(x, g, a, out):
     for i in prange(x.size):
         v = x[i]
         u = 0.0 if v > 0 else v
-        out[i] = g[i] if v > 0 else g[i] * (a * _exp_nonpos(u))
+        out[i] = g[i] if v > 0 else g[i] * (a * exp_nonpos(u))
 
 
 @kernel
 def _sigmoid_forward(x, out):
     for i in prange(x.size):
         v = x[i]
-        e = _exp_nonpos(-abs(v))       # in (0, 1]: never overflows
+        e = exp_nonpos(-abs(v))       # in (0, 1]: never overflows
         r = 1.0 / (1.0 + e)
         out[i] = r if v >= 0 else e * r
 
@@ -147,7 +103,7 @@ def _sigmoid_backward(y, g, out):
 def _tanh_forward(x, out):
     for i in prange(x.size):
         v = x[i]
-        m = _expm1_nonpos(-2.0 * abs(v))   # tanh|v| = (1 - e^-2|v|) / (1 + e^-2|v|) = -m / (2 + m)
+        m = expm1_nonpos(-2.0 * abs(v))   # tanh|v| = (1 - e^-2|v|) / (1 + e^-2|v|) = -m / (2 + m)
         t = -m / (2.0 + m)
         out[i] = t if v > 0 else (-t if v < 0 else v)  # v = +-0 or NaN: returned as it is
 
