@@ -24,7 +24,7 @@ Why exp is not `math.exp`: that compiles to a call into the C maths library, one
 time, and a loop with such a call cannot use SIMD registers (tanh was 8x slower than PyTorch that
 way). Every exponential these activations need has an argument v <= 0 (sigmoid uses e^-|x|, tanh
 e^-2|x|, elu e^x only for x <= 0), so they use exp_nonpos / expm1_nonpos from _exp.py: plain
-arithmetic the compiler vectorises (the formulas are in that file).
+arithmetic the compiler vectorises (the formulas are in that file), in the data's own dtype.
 """
 import numpy as np
 from numba import prange
@@ -69,26 +69,29 @@ def _leaky_relu_backward(x, g, a, out):
 
 @kernel
 def _elu_forward(x, a, out):
+    zero = x.dtype.type(0)             # typed constants: a bare 0.0 would make float32 math float64
     for i in prange(x.size):
         v = x[i]
-        u = 0.0 if v > 0 else v        # keep the helper's argument <= 0; NaN stays NaN
+        u = zero if v > 0 else v       # keep the helper's argument <= 0; NaN stays NaN
         out[i] = v if v > 0 else a * expm1_nonpos(u)
 
 
 @kernel
 def _elu_backward(x, g, a, out):
+    zero = x.dtype.type(0)
     for i in prange(x.size):
         v = x[i]
-        u = 0.0 if v > 0 else v
+        u = zero if v > 0 else v
         out[i] = g[i] if v > 0 else g[i] * (a * exp_nonpos(u))
 
 
 @kernel
 def _sigmoid_forward(x, out):
+    one = x.dtype.type(1)
     for i in prange(x.size):
         v = x[i]
         e = exp_nonpos(-abs(v))       # in (0, 1]: never overflows
-        r = 1.0 / (1.0 + e)
+        r = one / (one + e)
         out[i] = r if v >= 0 else e * r
 
 
@@ -101,10 +104,11 @@ def _sigmoid_backward(y, g, out):
 
 @kernel
 def _tanh_forward(x, out):
+    two = x.dtype.type(2)
     for i in prange(x.size):
         v = x[i]
-        m = expm1_nonpos(-2.0 * abs(v))   # tanh|v| = (1 - e^-2|v|) / (1 + e^-2|v|) = -m / (2 + m)
-        t = -m / (2.0 + m)
+        m = expm1_nonpos(-two * abs(v))   # tanh|v| = (1 - e^-2|v|) / (1 + e^-2|v|) = -m / (2 + m)
+        t = -m / (two + m)
         out[i] = t if v > 0 else (-t if v < 0 else v)  # v = +-0 or NaN: returned as it is
 
 

@@ -27,8 +27,8 @@ reference to rounding, not bit for bit.
 
 The exponentials e^(x - m) have arguments <= 0, so they use exp_nonpos from _exp.py, which the
 compiler vectorises (math.exp is one libm call per element: it made cross-entropy 2.9x slower
-than PyTorch). Those sums of exponentials run in float64. The fused cross-entropy takes the
-exponentials once: p_ij = e^(x_ij - m_i) / s_i, where s_i is their sum and lse_i = m_i + log s_i.
+than PyTorch). Their sums run in float64; lse is then rounded to x's dtype, as the reference
+has it (p = e^(x - lse) then inherits that rounding exactly as the reference's does).
 """
 import math
 
@@ -58,7 +58,7 @@ def _row_logsumexp(x, i):
     s = 0.0
     for j in range(x.shape[1]):
         s += exp_nonpos(x[i, j] - m)
-    return m + math.log(s)
+    return x.dtype.type(m + math.log(s))  # in x's dtype, as the reference: then x - lse rounds alike
 
 
 # ---- softmax ------------------------------------------------------------------------------
@@ -132,15 +132,10 @@ def log_softmax_backward(y, grad_out):
 @kernel
 def _softmax_cross_entropy_forward(x, target, loss, probs):
     for i in prange(x.shape[0]):
-        m = _row_max(x, i)
-        s = 0.0
-        for j in range(x.shape[1]):  # each exponential once: kept in probs, then normalised
-            e = exp_nonpos(x[i, j] - m)
-            probs[i, j] = e
-            s += e
+        lse = _row_logsumexp(x, i)
+        loss[i] = lse - x[i, target[i]]
         for j in range(x.shape[1]):
-            probs[i, j] = probs[i, j] / s
-        loss[i] = (m + math.log(s)) - x[i, target[i]]
+            probs[i, j] = exp_nonpos(x[i, j] - lse)  # lse >= max_j x_ij, also once rounded
 
 
 @kernel
