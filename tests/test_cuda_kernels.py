@@ -20,21 +20,25 @@ from minicnn.kernels.cuda import conv as G_conv  # noqa: E402
 from minicnn.kernels.cuda import dropout as G_drop  # noqa: E402
 from minicnn.kernels.cuda import elementwise as G_el  # noqa: E402
 from minicnn.kernels.cuda import gemm as G_gemm  # noqa: E402
+from minicnn.kernels.cuda import index as G_index  # noqa: E402
 from minicnn.kernels.cuda import loss as G_loss  # noqa: E402
 from minicnn.kernels.cuda import norm as G_norm  # noqa: E402
 from minicnn.kernels.cuda import optim as G_optim  # noqa: E402
 from minicnn.kernels.cuda import pool as G_pool  # noqa: E402
 from minicnn.kernels.cuda import reduce as G_red  # noqa: E402
+from minicnn.kernels.cuda import shape as G_shape  # noqa: E402
 from minicnn.kernels.reference import activation as R_act  # noqa: E402
 from minicnn.kernels.reference import conv as R_conv  # noqa: E402
 from minicnn.kernels.reference import dropout as R_drop  # noqa: E402
 from minicnn.kernels.reference import elementwise as R_el  # noqa: E402
 from minicnn.kernels.reference import gemm as R_gemm  # noqa: E402
+from minicnn.kernels.reference import index as R_index  # noqa: E402
 from minicnn.kernels.reference import loss as R_loss  # noqa: E402
 from minicnn.kernels.reference import norm as R_norm  # noqa: E402
 from minicnn.kernels.reference import optim as R_optim  # noqa: E402
 from minicnn.kernels.reference import pool as R_pool  # noqa: E402
 from minicnn.kernels.reference import reduce as R_red  # noqa: E402
+from minicnn.kernels.reference import shape as R_shape  # noqa: E402
 
 FEW = settings(max_examples=6)  # the simulator runs every thread in Python
 DTYPES = [np.float32, np.float64]
@@ -371,3 +375,108 @@ def test_adam_update(dtype, decoupled, amsgrad, wd):
         R_optim.adam_update(p, g, *state, *args)
         G_optim.adam_update(dp, dev(g), *dstate, *args)
     np.testing.assert_allclose(host(dp), p, rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+# ---- batch norm: invstd, running statistics, training forward ----------------------------------
+@FEW
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(2, 5), st.sampled_from([0.1, 0.5, 1.0]), dtypes, seeds)
+def test_batch_norm_parameter_kernels(N, C, S, factor, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = randn(rng, (N, C, S), dtype) * 2 + 1
+    w, b = randn(rng, (C,), dtype), randn(rng, (C,), dtype)
+    var = np.abs(randn(rng, (C,), dtype))
+    same(G_norm.batch_norm_invstd(dev(var), 1e-5, dtype), R_norm.batch_norm_invstd(var, 1e-5, dtype))
+    got = G_norm.batch_norm_train_forward(dev(x), dev(w), dev(b), 1e-5)
+    for a, r in zip(got, R_norm.batch_norm_train_forward(x, w, b, 1e-5)):
+        same(a, r)
+    mean, var = R_norm.batch_norm_stats(x)
+    for running_dtype in (dtype, np.float64):   # running statistics keep their own dtype
+        rm, rv = randn(rng, (C,), running_dtype), np.abs(randn(rng, (C,), running_dtype)) + 0.5
+        drm, drv = dev(rm), dev(rv)
+        G_norm.batch_norm_update_running(drm, drv, dev(mean), dev(var), factor, N * S)
+        R_norm.batch_norm_update_running(rm, rv, mean, var, factor, N * S)
+        same(drm, rm)
+        same(drv, rv)
+
+
+# ---- index: gather through flat offsets, scatter, race-free gather-add ---------------------------
+@FEW
+@given(st.integers(1, 12), st.integers(0, 10), dtypes, seeds)
+def test_index_kernels(size, count, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = randn(rng, (size,), dtype)
+    src = rng.integers(0, size, (count, 1)) if count else np.zeros((0, 1), np.int64)  # repeats likely
+    g = randn(rng, src.shape, dtype)
+    same(G_index.take(dev(x), src), R_index.take(x, src), exact=True)
+    same(G_index.scatter_add(dev(g), src, size), R_index.scatter_add(g, src, size), exact=True)
+    unique = rng.permutation(size)[:min(count, size)].reshape(-1, 1)
+    gu = randn(rng, unique.shape, dtype)
+    same(G_index.scatter(dev(gu), unique, size), R_index.scatter(gu, unique, size), exact=True)
+
+
+def test_scatter_add_many_shares_of_one_element_exact():
+    """Every result element names offset 3: one thread adds all 16 shares, in add.at's order."""
+    g = np.random.default_rng(0).standard_normal(16).astype(np.float32)
+    src = np.full(16, 3)
+    for _ in range(3):
+        same(G_index.scatter_add(dev(g), src, 5), R_index.scatter_add(g, src, 5), exact=True)
+
+
+def test_take_of_a_scalar_result_is_zero_dimensional():
+    x = np.arange(6.0)
+    same(G_index.take(dev(x), np.array(4)), R_index.take(x, np.array(4)), exact=True)
+
+
+# ---- shape: concat, split, pad2d, crop2d ------------------------------------------------------
+@FEW
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=3), st.integers(0, 2), dtypes, seeds)
+def test_concat_split_kernels(sizes, axis, dtype, seed):
+    rng = np.random.default_rng(seed)
+    base = [2, 3, 2]
+    arrays = []
+    for n in sizes:
+        shape = list(base)
+        shape[axis] = n
+        arrays.append(randn(rng, shape, dtype))
+    ref = R_shape.concat(arrays, axis)
+    same(G_shape.concat([dev(a) for a in arrays], axis), ref, exact=True)
+    pieces = G_shape.split(dev(ref), sizes, axis)
+    assert len(pieces) == len(sizes)
+    for got, want in zip(pieces, R_shape.split(ref, sizes, axis)):
+        same(got, want, exact=True)
+
+
+@FEW
+@given(st.integers(1, 4), st.integers(1, 4), st.tuples(*[st.integers(0, 2)] * 4), st.booleans(), dtypes, seeds)
+def test_pad2d_crop2d_kernels(H, W, pads, batched, dtype, seed):
+    rng = np.random.default_rng(seed)
+    top, bottom, left, right = pads
+    x = randn(rng, (2, 3, H, W) if batched else (H, W), dtype)
+    out = R_shape.pad2d(x, top, bottom, left, right, -0.5)
+    same(G_shape.pad2d(dev(x), top, bottom, left, right, -0.5), out, exact=True)
+    g = randn(rng, out.shape, dtype)
+    same(G_shape.crop2d(dev(g), top, left, H, W), R_shape.crop2d(g, top, left, H, W), exact=True)
+
+
+# ---- elementwise additions: pow, safe_log, comparisons ------------------------------------------
+@FEW
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple), dtypes, seeds)
+def test_pow_safe_log_compare(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a = np.abs(randn(rng, shape, dtype)) + 0.1
+    b = randn(rng, shape[-1:], dtype)
+    same(G_el.pow(dev(a), dev(b)), R_el.pow(a, b))
+    same(G_el.pow(dev(a), 2.5), R_el.pow(a, 2.5))
+    c = randn(rng, shape, dtype)
+    c.flat[0] = 0.0
+    same(G_el.safe_log(dev(c)), R_el.safe_log(c))
+    for name in R_el.COMPARISONS:
+        same(G_el.compare(dev(c), dev(b), name), R_el.compare(c, b, name), exact=True)
+        same(G_el.compare(dev(c), 0.0, name), R_el.compare(c, 0.0, name), exact=True)
+
+
+def test_safe_log_at_zero_negative_and_nan():
+    x = np.array([0.0, -1.0, np.nan, np.e])
+    got = host(G_el.safe_log(dev(x)))
+    assert got[0] == 0.0 and np.isnan(got[1]) and np.isnan(got[2]) and abs(got[3] - 1) < 1e-15
+    np.testing.assert_array_equal(got, R_el.safe_log(x))

@@ -48,7 +48,7 @@ def _gather_add_kernel(g, order, starts, grad, zero):
 
 
 def _int64(src):
-    return src if is_device(src) else np.ascontiguousarray(src, dtype=np.int64)
+    return src if is_device(src) else np.asarray(src, dtype=np.int64)  # on_device keeps a 0-d src 0-d
 
 
 def take(x, src):
