@@ -37,6 +37,7 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 # name: (N, C, H, W, O, k, stride, pad, groups)
 CONV_CASES = {
+    "lenet.conv1 b64": (64, 1, 28, 28, 6, 5, 1, 2, 1),
     "lenet.conv2 b128": (128, 6, 14, 14, 16, 5, 1, 0, 1),
     "alexnet.conv2 b32": (32, 96, 27, 27, 256, 5, 1, 2, 2),
     "alexnet.conv3 b32": (32, 256, 13, 13, 384, 3, 1, 1, 1),
@@ -157,6 +158,7 @@ def layer_rows(repeats):
     rng = np.random.default_rng(1)
     x55 = rng.standard_normal((32, 96, 55, 55)).astype(np.float32)
     x27 = rng.standard_normal((32, 256, 27, 27)).astype(np.float32)
+    x28 = rng.standard_normal((64, 6, 28, 28)).astype(np.float32)  # LeNet's conv1 output, batch 64
     xbn = rng.standard_normal((8, 64, 56, 56)).astype(np.float32)
     gamma = rng.uniform(0.5, 1.5, 64).astype(np.float32)
     beta = rng.standard_normal(64).astype(np.float32)
@@ -165,6 +167,8 @@ def layer_rows(repeats):
          lambda t: TF.max_pool2d(t, 3, 2)),
         ("max_pool2d 3x3/2 32x256x27x27", (x27,), lambda t: F.max_pool2d(t, 3, 2),
          lambda t: TF.max_pool2d(t, 3, 2)),
+        ("max_pool2d 2x2/2 64x6x28x28", (x28,), lambda t: F.max_pool2d(t, 2, 2),
+         lambda t: TF.max_pool2d(t, 2, 2)),
         ("avg_pool2d 3x3/2 32x96x55x55", (x55,), lambda t: F.avg_pool2d(t, 3, 2),
          lambda t: TF.avg_pool2d(t, 3, 2)),
         # PyTorch divides alpha by size: pass alpha*size to get the paper's formula
@@ -175,6 +179,8 @@ def layer_rows(repeats):
          lambda t, w, b: TF.batch_norm(t, None, None, w, b, training=True)),
         ("relu 32x96x55x55", (x55,), F.relu, TF.relu if torch else None),
         ("sigmoid 32x96x55x55", (x55,), F.sigmoid, torch.sigmoid if torch else None),
+        ("tanh 32x96x55x55", (x55,), F.tanh, torch.tanh if torch else None),
+        ("relu 64x6x28x28", (x28,), F.relu, TF.relu if torch else None),
         ("cross_entropy 256x1000", None, None, None),
     ]
     rows = []
