@@ -17,7 +17,9 @@ NaN in -> NaN out. Arguments > 0 are NOT supported (the table has no 2^+j): call
 
 Numba's cache does not notice edits to this file: a cached kernel in activation.py or loss.py
 keeps the helper it was compiled with (the cache is keyed on the kernel's own source file). After
-changing anything here, delete kernels/cpu/__pycache__ (or touch activation.py and loss.py).
+changing anything here, delete the callers' cache files, kernels/cpu/__pycache__/activation.*
+and loss.* (touching activation.py and loss.py is not enough while another process that imported
+the old helper can still compile and save them).
 """
 import math
 
