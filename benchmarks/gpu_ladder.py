@@ -73,17 +73,7 @@ def theirs(op, arrays, grad):
     return run
 
 
-def median_times(methods, repeats):
-    methods = {k: v for k, v in methods.items() if v is not None}
-    for fn in methods.values():
-        fn()  # warm up: JIT-compile the kernels for these types
-    times = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(ts)) for name, ts in times.items()}
+median_times = ladder.median_times  # interleaved medians; the GPU methods synchronise themselves
 
 
 def conv_rows(cases, repeats):

@@ -92,7 +92,9 @@ def naive_conv(x, w, stride, pad):
 
 
 def median_times(methods, repeats):
-    """Interleaved timing: every repeat runs each method once; returns the median seconds."""
+    """Interleaved timing: every repeat runs each method once; returns the median seconds.
+    Methods given as None (e.g. PyTorch when it is not installed) are left out."""
+    methods = {name: fn for name, fn in methods.items() if fn is not None}
     for fn in methods.values():
         fn()  # warm up: compile Numba kernels, fault in memory
     times = {name: [] for name in methods}
