@@ -1,0 +1,105 @@
+"""Winograd's minimal filtering F(2x2, 3x3), reference version (the specification).
+
+A 3x3 convolution with stride 1 computes each 2x2 block of outputs from a 4x4 tile of input.
+Done directly that costs 2*2*9 = 36 multiplications; Winograd's algorithm (Lavin & Gray, "Fast
+Algorithms for Convolutional Neural Networks", 2015) needs 16:
+
+    Y = A^T [ (G w G^T) * (B^T d B) ] A          (* elementwise, on 4x4 matrices)
+
+        B^T = [1  0 -1  0]     G = [ 1    0    0 ]     A^T = [1  1  1  0]
+              [0  1  1  0]         [1/2  1/2  1/2]           [0  1 -1 -1]
+              [0 -1  1  0]         [1/2 -1/2  1/2]
+              [0  1  0 -1]         [ 0    0    1 ]
+
+Summed over input channels, the elementwise product becomes 16 independent matrix products,
+one per position xi = 4a + b of the 4x4 transformed tile:
+
+    M[xi] = U[xi] @ V[xi]      U = G w G^T (16, O, C),  V = B^T d B (16, C, T),  M (16, O, T)
+
+2.25x fewer multiplications than im2col's GEMM; the transforms only add and subtract.
+
+The backward passes reuse the same three transforms:
+    dx  = the same convolution of the output gradient g with the kernel rotated by 180 degrees
+          (and in/out channels swapped), padded by 2 - pt on top and 2 - pl on the left;
+    dw  = G^T [ sum_tiles (A dY A^T) * (B^T d B) ] G,  i.e. dU[xi] = Gh[xi] @ V[xi]^T with
+          Gh = A dY A^T (grad_output_transform) and dw = G^T dU G (weight_grad_transform).
+
+Shapes
+    N, C, H, W   input;  O output channels;  Cg = C / groups
+    pt, pl       padding at the top and on the left (anything beyond the input reads as 0)
+    oh, ow       output height and width; the output is covered by th x tw tiles of 2x2:
+                     th = ceil(oh / 2), tw = ceil(ow / 2),  T = N * th * tw
+    tile t = (n * th + ty) * tw + tx reads input rows 2*ty - pt .. +3, columns 2*tx - pl .. +3
+"""
+import numpy as np
+
+BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
+AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+
+def tiles(oh, ow):
+    """(th, tw): how many 2x2 output tiles cover an oh x ow output."""
+    return (oh + 1) // 2, (ow + 1) // 2
+
+
+def input_transform(x, pt, pl, oh, ow):
+    """x (N, C, H, W) -> V (16, C, T):  V[4a+b, c, t] = (B^T d B)[a, b] for the 4x4 tile d of t."""
+    N, C, H, W = x.shape
+    th, tw = tiles(oh, ow)
+    # the input padded (or cropped) to exactly the 2*th+2 rows and 2*tw+2 columns the tiles read
+    xp = np.zeros((N, C, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    rows = min(H, xp.shape[2] - pt)
+    cols = min(W, xp.shape[3] - pl)
+    xp[:, :, pt:pt + rows, pl:pl + cols] = x[:, :, :rows, :cols]
+    # d[i, j, n, c, ty, tx] = pixel (i, j) of tile (ty, tx)
+    d = np.stack([np.stack([xp[:, :, i:i + 2 * th:2, j:j + 2 * tw:2] for j in range(4)]) for i in range(4)])
+    bt = BT.astype(x.dtype)
+    v = np.einsum("ai,bj,ijncyx->abcnyx", bt, bt, d)
+    return np.ascontiguousarray(v.reshape(16, C, N * th * tw))
+
+
+def output_transform(m, N, oh, ow):
+    """M (16, O, T) -> y (N, O, oh, ow):  the 2x2 output tile of t is A^T m A."""
+    _, O, T = m.shape
+    th, tw = tiles(oh, ow)
+    at = AT.astype(m.dtype)
+    m = m.reshape(4, 4, O, N, th, tw)
+    y = np.einsum("ia,jb,abonyx->noyixj", at, at, m)         # (N, O, th, 2, tw, 2)
+    y = y.reshape(N, O, 2 * th, 2 * tw)
+    return np.ascontiguousarray(y[:, :, :oh, :ow])
+
+
+def grad_output_transform(g):
+    """g (N, O, oh, ow) -> Gh (16, O, T):  Gh[4a+b, o, t] = (A g_t A^T)[a, b] for the 2x2 tile g_t
+    of t (zeros past the edge), the adjoint of output_transform."""
+    N, O, oh, ow = g.shape
+    th, tw = tiles(oh, ow)
+    gp = np.zeros((N, O, 2 * th, 2 * tw), dtype=g.dtype)
+    gp[:, :, :oh, :ow] = g
+    gt = gp.reshape(N, O, th, 2, tw, 2)
+    at = AT.astype(g.dtype)
+    gh = np.einsum("ia,jb,noyixj->abonyx", at, at, gt)
+    return np.ascontiguousarray(gh.reshape(16, O, N * th * tw))
+
+
+def weight_transform(w, flip=False):
+    """w (O, Cg, 3, 3) -> U (16, O, Cg):  U[4a+b, o, c] = (G w[o, c] G^T)[a, b].
+
+    flip=True transforms the kernel rotated by 180 degrees (w[:, :, ::-1, ::-1]), which the
+    input gradient convolves with."""
+    if flip:
+        w = w[:, :, ::-1, ::-1]
+    O, Cg = w.shape[:2]
+    g = G.astype(w.dtype)
+    u = np.einsum("ai,ocij,bj->aboc", g, w, g)
+    return np.ascontiguousarray(u.reshape(16, O, Cg))
+
+
+def weight_grad_transform(du):
+    """dU (16, O, Cg) -> dw (O, Cg, 3, 3):  dw[o, c] = G^T dU[:, o, c] G, the adjoint of
+    weight_transform (without flip)."""
+    _, O, Cg = du.shape
+    g = G.astype(du.dtype)
+    dw = np.einsum("ai,aboc,bj->ocij", g, du.reshape(4, 4, O, Cg), g)
+    return np.ascontiguousarray(dw)

@@ -1,0 +1,168 @@
+"""Winograd F(2x2, 3x3): the Numba transforms against the NumPy reference, the reference against
+plain convolution (forward and both gradients), and conv2d's Winograd path against its im2col
+path and against finite differences."""
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minicnn as mc
+import minicnn.functional as F
+import minicnn.functional.conv as conv_module
+from minicnn.gradcheck import gradcheck
+from minicnn.kernels.cpu import winograd as numba_w
+from minicnn.kernels.reference import conv as ref_conv
+from minicnn.kernels.reference import winograd as ref_w
+
+seeds = st.integers(0, 2**31 - 1)
+
+
+@st.composite
+def cases(draw):
+    """(N, C, O, H, W, pt, pl): a 3x3 stride-1 layer with padding 0..2 and an output >= 1x1."""
+    N, C, O = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    pt, pl = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    H = draw(st.integers(max(1, 3 - 2 * pt), 11))
+    W = draw(st.integers(max(1, 3 - 2 * pl), 11))
+    return N, C, O, H, W, pt, pl
+
+
+def _close(got, want, dtype):
+    assert got.dtype == want.dtype == dtype and got.shape == want.shape
+    scale = max(1.0, float(np.abs(want).max(initial=0)))
+    np.testing.assert_allclose(got, want, rtol=0, atol=(2e-6 if dtype == np.float32 else 1e-13) * scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=25)
+@given(case=cases(), seed=seeds)
+def test_numba_transforms_equal_reference(dtype, case, seed):
+    N, C, O, H, W, pt, pl = case
+    rng = np.random.default_rng(seed)
+    oh, ow = H + 2 * pt - 2, W + 2 * pl - 2
+    th, tw = ref_w.tiles(oh, ow)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((O, C, 3, 3)).astype(dtype)
+    g = rng.standard_normal((N, O, oh, ow)).astype(dtype)
+    m = rng.standard_normal((16, O, N * th * tw)).astype(dtype)
+    du = rng.standard_normal((16, O, C)).astype(dtype)
+    assert numba_w.tiles(oh, ow) == (th, tw)
+    _close(numba_w.input_transform(x, pt, pl, oh, ow), ref_w.input_transform(x, pt, pl, oh, ow), dtype)
+    _close(numba_w.output_transform(m, N, oh, ow), ref_w.output_transform(m, N, oh, ow), dtype)
+    _close(numba_w.grad_output_transform(g), ref_w.grad_output_transform(g), dtype)
+    for flip in (False, True):
+        _close(numba_w.weight_transform(w, flip), ref_w.weight_transform(w, flip), dtype)
+    _close(numba_w.weight_grad_transform(du), ref_w.weight_grad_transform(du), dtype)
+
+
+def _direct(x, w, pt, pl, oh, ow):
+    """The convolution by im2col in float64: what Winograd must reproduce."""
+    cols = ref_conv.im2col(x, 3, 3, 1, 1, pt, pl, 1, 1, oh, ow)
+    return np.matmul(w.reshape(w.shape[0], -1), cols).reshape(x.shape[0], w.shape[0], oh, ow)
+
+
+@settings(max_examples=40)
+@given(case=cases(), seed=seeds)
+def test_reference_algebra(case, seed):
+    """Forward, input gradient and weight gradient of the reference against im2col, in float64:
+    the identities the module docstring states, on odd sizes and every padding 0..2."""
+    N, C, O, H, W, pt, pl = case
+    rng = np.random.default_rng(seed)
+    oh, ow = H + 2 * pt - 2, W + 2 * pl - 2
+    x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C, 3, 3))
+    g = rng.standard_normal((N, O, oh, ow))
+    v = ref_w.input_transform(x, pt, pl, oh, ow)
+    y = ref_w.output_transform(ref_w.weight_transform(w) @ v, N, oh, ow)
+    np.testing.assert_allclose(y, _direct(x, w, pt, pl, oh, ow), atol=1e-12)
+    # dx: g convolved with the flipped kernel, channels swapped, padding 2 - p
+    uf = ref_w.weight_transform(w, flip=True)
+    dx = ref_w.output_transform(np.swapaxes(uf, 1, 2) @ ref_w.input_transform(g, 2 - pt, 2 - pl, H, W), N, H, W)
+    dcols = np.matmul(w.reshape(O, -1).T, g.reshape(N, O, -1))
+    np.testing.assert_allclose(dx, ref_conv.col2im(dcols, H, W, 3, 3, 1, 1, pt, pl, 1, 1, oh, ow), atol=1e-12)
+    # dw = G^T (sum_t Gh V^T) G
+    dw = ref_w.weight_grad_transform(ref_w.grad_output_transform(g) @ np.swapaxes(v, 1, 2))
+    cols = ref_conv.im2col(x, 3, 3, 1, 1, pt, pl, 1, 1, oh, ow)
+    want = np.einsum("nol,nkl->ok", g.reshape(N, O, -1), cols).reshape(O, C, 3, 3)
+    np.testing.assert_allclose(dw, want, atol=1e-12)
+
+
+@pytest.fixture
+def always_winograd(monkeypatch):
+    """Let tiny layers take the Winograd path (normally from 16 channels on)."""
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(conv_module, "WINOGRAD", True)
+
+
+def _run(x0, w0, b0, g, **kw):
+    x, w, b = (mc.Tensor(a, requires_grad=True, dtype=a.dtype) for a in (x0, w0, b0))
+    out = F.conv2d(x, w, b, **kw)
+    out.backward(g)
+    return out, (out.data, x.grad, w.grad, b.grad)
+
+
+@pytest.mark.parametrize("kernels", ["numba", "reference"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=20)
+@given(case=cases(), groups=st.sampled_from([1, 2]), chunk=st.booleans(), seed=seeds)
+def test_conv2d_winograd_equals_im2col(kernels, dtype, case, groups, chunk, seed):
+    N, C, O, H, W, pt, pl = case
+    C, O = C * groups, O * groups
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w0 = rng.standard_normal((O, C // groups, 3, 3)).astype(dtype)
+    b0 = rng.standard_normal(O).astype(dtype)
+    g = rng.standard_normal((N, O, H + 2 * pt - 2, W + 2 * pl - 2)).astype(dtype)
+    # chunk: one sample per chunk, through the multi-chunk loops and the recomputed V
+    chunk_bytes = 1 if chunk else conv_module.CHUNK_BYTES
+    with mc.use_kernels(kernels), mock.patch.multiple(conv_module, WINOGRAD_MIN_CHANNELS=1, CHUNK_BYTES=chunk_bytes):
+        with mock.patch.object(conv_module, "WINOGRAD", True):
+            out, wino = _run(x0, w0, b0, g, padding=(pt, pl), groups=groups)
+            assert out._node.fn.__name__ == "Winograd2d"
+        with mock.patch.object(conv_module, "WINOGRAD", False):
+            out, direct = _run(x0, w0, b0, g, padding=(pt, pl), groups=groups)
+            assert out._node.fn.__name__ == "Conv2d"
+    for got, want in zip(wino, direct):
+        _close(got, want, dtype)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2, (0, 2), "same"])
+def test_conv2d_winograd_gradcheck(always_winograd, padding):
+    rng = np.random.default_rng(7)
+    x = mc.Tensor(rng.standard_normal((2, 4, 5, 6)), dtype=np.float64, requires_grad=True)
+    w = mc.Tensor(rng.standard_normal((6, 2, 3, 3)), dtype=np.float64, requires_grad=True)
+    b = mc.Tensor(rng.standard_normal(6), dtype=np.float64, requires_grad=True)
+    assert F.conv2d(x, w, b, padding=padding, groups=2)._node.fn.__name__ == "Winograd2d"
+    assert gradcheck(lambda a, c, d: F.conv2d(a, c, d, padding=padding, groups=2), (x, w, b))
+
+
+def test_which_layers_take_winograd():
+    """3x3, stride 1, no dilation, padding <= 2, >= WINOGRAD_MIN_CHANNELS in and out per group."""
+    def path(C, O, groups=1, **kw):
+        x = mc.Tensor(np.zeros((1, C, 6, 6), np.float32), requires_grad=True)
+        w = mc.Tensor(np.zeros((O, C // groups) + kw.pop("k", (3, 3)), np.float32))
+        return F.conv2d(x, w, groups=groups, **kw)._node.fn.__name__
+    n = conv_module.WINOGRAD_MIN_CHANNELS
+    assert path(n, n, padding=1) == "Winograd2d"
+    assert path(n - 1, n, padding=1) == "Conv2d"            # too few input channels
+    assert path(2 * n, 2 * n, groups=4, padding=1) == "Conv2d"   # too few per group
+    assert path(n, n, padding=1, stride=2) == "Conv2d"
+    assert path(n, n, padding=2, dilation=2) == "Conv2d"
+    assert path(n, n, padding=3) == "Conv2d"
+    assert path(n, n, k=(5, 5), padding=2) == "Conv2d"
+
+
+def test_nan_and_inf_propagate(always_winograd):
+    """A NaN reaches every output whose window holds it (and, through the tile transforms, the
+    rest of those 2x2 output tiles: Winograd mixes a whole 4x4 tile). An inf input gives NaN or
+    inf there, never a finite number."""
+    x = np.zeros((1, 2, 6, 6), np.float32)
+    x[0, 1, 3, 3] = np.nan
+    w = np.ones((2, 2, 3, 3), dtype=np.float32)
+    out = F.conv2d(mc.Tensor(x, requires_grad=True), w, padding=1)
+    assert out._node.fn.__name__ == "Winograd2d"
+    assert np.isnan(out.data[:, :, 2:5, 2:5]).all()
+    x[0, 1, 3, 3] = np.inf
+    out = F.conv2d(mc.Tensor(x, requires_grad=True), w, padding=1)
+    assert not np.isfinite(out.data[:, :, 2:5, 2:5]).any()
