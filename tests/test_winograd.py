@@ -115,8 +115,9 @@ def test_conv2d_winograd_equals_im2col(kernels, dtype, case, groups, chunk, seed
     b0 = rng.standard_normal(O).astype(dtype)
     g = rng.standard_normal((N, O, H + 2 * pt - 2, W + 2 * pl - 2)).astype(dtype)
     # chunk: one sample per chunk, through the multi-chunk loops and the recomputed V
-    chunk_bytes = 1 if chunk else conv_module.CHUNK_BYTES
-    with mc.use_kernels(kernels), mock.patch.multiple(conv_module, WINOGRAD_MIN_CHANNELS=1, CHUNK_BYTES=chunk_bytes):
+    chunk_bytes = 1 if chunk else conv_module.WINOGRAD_CHUNK_BYTES
+    with mc.use_kernels(kernels), mock.patch.multiple(conv_module, WINOGRAD_MIN_CHANNELS=1,
+                                                      WINOGRAD_CHUNK_BYTES=chunk_bytes, CHUNK_BYTES=chunk_bytes):
         with mock.patch.object(conv_module, "WINOGRAD", True):
             out, wino = _run(x0, w0, b0, g, padding=(pt, pl), groups=groups)
             assert out._node.fn.__name__ == "Winograd2d"
