@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 import minicnn as mc  # noqa: E402
 import minicnn.functional as F  # noqa: E402
+import minicnn.functional.conv as conv_module  # noqa: E402
 
 try:
     import torch
@@ -64,6 +65,16 @@ def theirs(op, arrays, grad):
     def run():
         ts = [torch.from_numpy(a).requires_grad_(True) for a in arrays]
         op(*ts).backward(g)
+    return run
+
+
+def without_winograd(fn):
+    def run():
+        conv_module.WINOGRAD = False
+        try:
+            fn()
+        finally:
+            conv_module.WINOGRAD = True
     return run
 
 
@@ -136,6 +147,8 @@ def conv_rows(repeats, flops_per_s):
             return TF.conv2d(x_, w_, b_, stride=s, padding=p, groups=g)
         fn = ours(op, (x, wt, b), grad)
         methods = {"numba": with_kernels("numba", fn), "reference": with_kernels("reference", fn)}
+        if k == 3 and s == 1 and conv_module.WINOGRAD and min(c, o) // g >= conv_module.WINOGRAD_MIN_CHANNELS:
+            methods["numba_im2col"] = without_winograd(with_kernels("numba", fn))  # what Winograd gains
         if torch is not None:
             methods["pytorch"] = theirs(top, (x, wt, b), grad)
         row = {"case": f"conv2d {name}", "kind": "conv", **median_times(methods, repeats)}
@@ -276,8 +289,11 @@ def markdown(result):
              "Forward+backward medians in milliseconds; ratios < 1 mean minicnn's Numba kernels are faster.",
              "", "Machine: " + ", ".join(f"{k}={v}" for k, v in result["machine"].items()), "",
              f"Measured sgemm rate: {result['sgemm_gflops']:.1f} GFLOP/s", "",
-             "| case | naive loops | NumPy reference | Numba | PyTorch | GEMM ceiling | Numba/PyTorch | reference/Numba | Numba % of sgemm |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "3x3 stride-1 layers with >= 16 channels run Winograd F(2x2, 3x3) (minicnn/functional/conv.py);",
+             "the 'Numba im2col' column times them through im2col + GEMM instead. 'Numba % of sgemm' is the",
+             "direct convolution's FLOPs over the time, against the measured sgemm rate.", "",
+             "| case | naive loops | NumPy reference | Numba | Numba im2col | PyTorch | GEMM ceiling | Numba/PyTorch | reference/Numba | Numba % of sgemm |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
 
     def ms(v):
         return f"{v * 1e3:.2f}" if v else "-"
@@ -287,7 +303,7 @@ def markdown(result):
     for r in result["rows"]:
         pct = f"{100 * r['gemm_ceiling'] / r['numba']:.0f}%" if r.get("gemm_ceiling") else "-"
         lines.append(f"| {r['case']} | {ms(r.get('naive_loops'))} | {ms(r.get('reference'))} | {ms(r['numba'])} | "
-                     f"{ms(r.get('pytorch'))} | {ms(r.get('gemm_ceiling'))} | {x(r.get('numba_vs_pytorch'))} | "
+                     f"{ms(r.get('numba_im2col'))} | {ms(r.get('pytorch'))} | {ms(r.get('gemm_ceiling'))} | {x(r.get('numba_vs_pytorch'))} | "
                      f"{x(ratio(r.get('reference'), r['numba']))} | {pct} |")
     s = result["summary"]
     lines += ["", "## Summary", ""] + [f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}"
