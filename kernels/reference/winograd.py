@@ -38,6 +38,13 @@ G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
 
+def _sandwich(p, x, q):
+    """p @ x @ q^T for every tile x in a stack (..., r, s): as two BLAS products over the whole
+    stack (np.matmul would loop over the tiles one by one)."""
+    xq = np.tensordot(x, q, axes=([-1], [1]))                       # (..., r, q_rows) = x q^T
+    return np.moveaxis(np.tensordot(p, xq, axes=([1], [-2])), 0, -2)   # p (x q^T)
+
+
 def tiles(oh, ow):
     """(th, tw): how many 2x2 output tiles cover an oh x ow output."""
     return (oh + 1) // 2, (ow + 1) // 2
@@ -52,11 +59,14 @@ def input_transform(x, pt, pl, oh, ow):
     rows = min(H, xp.shape[2] - pt)
     cols = min(W, xp.shape[3] - pl)
     xp[:, :, pt:pt + rows, pl:pl + cols] = x[:, :, :rows, :cols]
-    # d[i, j, n, c, ty, tx] = pixel (i, j) of tile (ty, tx)
-    d = np.stack([np.stack([xp[:, :, i:i + 2 * th:2, j:j + 2 * tw:2] for j in range(4)]) for i in range(4)])
+    # d[n, c, ty, tx] = the 4x4 tile at rows 2*ty.., columns 2*tx.. (tiles overlap by 2)
+    d = np.empty((N, C, th, tw, 4, 4), dtype=x.dtype)
+    for i in range(4):
+        for j in range(4):
+            d[..., i, j] = xp[:, :, i:i + 2 * th:2, j:j + 2 * tw:2]
     bt = BT.astype(x.dtype)
-    v = np.einsum("ai,bj,ijncyx->abcnyx", bt, bt, d)
-    return np.ascontiguousarray(v.reshape(16, C, N * th * tw))
+    v = _sandwich(bt, d, bt)                                    # B^T d B  (N, C, th, tw, 4, 4)
+    return np.ascontiguousarray(v.transpose(4, 5, 1, 0, 2, 3)).reshape(16, C, N * th * tw)
 
 
 def output_transform(m, N, oh, ow):
@@ -64,9 +74,9 @@ def output_transform(m, N, oh, ow):
     _, O, T = m.shape
     th, tw = tiles(oh, ow)
     at = AT.astype(m.dtype)
-    m = m.reshape(4, 4, O, N, th, tw)
-    y = np.einsum("ia,jb,abonyx->noyixj", at, at, m)         # (N, O, th, 2, tw, 2)
-    y = y.reshape(N, O, 2 * th, 2 * tw)
+    m = m.reshape(4, 4, O, N, th, tw).transpose(3, 2, 4, 5, 0, 1)     # (N, O, th, tw, 4, 4)
+    y = _sandwich(at, m, at)                                           # A^T m A  (N, O, th, tw, 2, 2)
+    y = y.transpose(0, 1, 2, 4, 3, 5).reshape(N, O, 2 * th, 2 * tw)  # tiles side by side
     return np.ascontiguousarray(y[:, :, :oh, :ow])
 
 
@@ -77,10 +87,10 @@ def grad_output_transform(g):
     th, tw = tiles(oh, ow)
     gp = np.zeros((N, O, 2 * th, 2 * tw), dtype=g.dtype)
     gp[:, :, :oh, :ow] = g
-    gt = gp.reshape(N, O, th, 2, tw, 2)
+    gt = gp.reshape(N, O, th, 2, tw, 2).transpose(0, 1, 2, 4, 3, 5)   # (N, O, th, tw, 2, 2)
     at = AT.astype(g.dtype)
-    gh = np.einsum("ia,jb,noyixj->abonyx", at, at, gt)
-    return np.ascontiguousarray(gh.reshape(16, O, N * th * tw))
+    gh = _sandwich(at.T, gt, at.T)                                      # A g A^T  (N, O, th, tw, 4, 4)
+    return np.ascontiguousarray(gh.transpose(4, 5, 1, 0, 2, 3)).reshape(16, O, N * th * tw)
 
 
 def weight_transform(w, flip=False):
@@ -92,8 +102,8 @@ def weight_transform(w, flip=False):
         w = w[:, :, ::-1, ::-1]
     O, Cg = w.shape[:2]
     g = G.astype(w.dtype)
-    u = np.einsum("ai,ocij,bj->aboc", g, w, g)
-    return np.ascontiguousarray(u.reshape(16, O, Cg))
+    u = _sandwich(g, w, g)                                              # G w G^T  (O, Cg, 4, 4)
+    return np.ascontiguousarray(u.transpose(2, 3, 0, 1)).reshape(16, O, Cg)
 
 
 def weight_grad_transform(du):
@@ -101,5 +111,5 @@ def weight_grad_transform(du):
     weight_transform (without flip)."""
     _, O, Cg = du.shape
     g = G.astype(du.dtype)
-    dw = np.einsum("ai,aboc,bj->ocij", g, du.reshape(4, 4, O, Cg), g)
-    return np.ascontiguousarray(dw)
+    du = du.reshape(4, 4, O, Cg).transpose(2, 3, 0, 1)                  # (O, Cg, 4, 4)
+    return np.ascontiguousarray(_sandwich(g.T, du, g.T))              # G^T dU G
