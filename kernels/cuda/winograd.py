@@ -94,13 +94,13 @@ def _input_row(x, n, c, iy, ix, zero):
 
 
 @cuda.jit(device=True)
-def _store_bt_column(v, b, c, t, r0, r1, r2, r3):
-    """Column b of B^T (d B): V[4a + b, c, t] for a = 0..3."""
-    v0, v1, v2, v3 = _bt(r0, r1, r2, r3)
-    v[b, c, t] = v0
-    v[4 + b, c, t] = v1
-    v[8 + b, c, t] = v2
-    v[12 + b, c, t] = v3
+def _put_column(out, b, p, q, v0, v1, v2, v3):
+    """Column b of a transformed 4x4 tile: out[4a + b, p, q] = v_a for a = 0..3 (the layout of
+    V, Gh and U)."""
+    out[b, p, q] = v0
+    out[4 + b, p, q] = v1
+    out[8 + b, p, q] = v2
+    out[12 + b, p, q] = v3
 
 
 @cuda.jit
@@ -118,10 +118,14 @@ def _input_transform_kernel(x, v, pt, pl, th, tw, zero):
     r1 = _input_row(x, n, c, y0 + 1, x0, zero)
     r2 = _input_row(x, n, c, y0 + 2, x0, zero)
     r3 = _input_row(x, n, c, y0 + 3, x0, zero)
-    _store_bt_column(v, 0, c, t, r0[0], r1[0], r2[0], r3[0])
-    _store_bt_column(v, 1, c, t, r0[1], r1[1], r2[1], r3[1])
-    _store_bt_column(v, 2, c, t, r0[2], r1[2], r2[2], r3[2])
-    _store_bt_column(v, 3, c, t, r0[3], r1[3], r2[3], r3[3])
+    v0, v1, v2, v3 = _bt(r0[0], r1[0], r2[0], r3[0])
+    _put_column(v, 0, c, t, v0, v1, v2, v3)
+    v0, v1, v2, v3 = _bt(r0[1], r1[1], r2[1], r3[1])
+    _put_column(v, 1, c, t, v0, v1, v2, v3)
+    v0, v1, v2, v3 = _bt(r0[2], r1[2], r2[2], r3[2])
+    _put_column(v, 2, c, t, v0, v1, v2, v3)
+    v0, v1, v2, v3 = _bt(r0[3], r1[3], r2[3], r3[3])
+    _put_column(v, 3, c, t, v0, v1, v2, v3)
 
 
 def input_transform(x, pt, pl, oh, ow):
@@ -195,16 +199,6 @@ def _grad_row(g, n, o, gy, gx, zero):
     return _a(g0, g1)
 
 
-@cuda.jit(device=True)
-def _store_a_column(gh, b, o, t, r0, r1):
-    """Column b of A (g A^T): Gh[4a + b, o, t] for a = 0..3."""
-    v0, v1, v2, v3 = _a(r0, r1)
-    gh[b, o, t] = v0
-    gh[4 + b, o, t] = v1
-    gh[8 + b, o, t] = v2
-    gh[12 + b, o, t] = v3
-
-
 @cuda.jit
 def _grad_output_transform_kernel(g, gh, th, tw, zero):
     i = cuda.grid(1)
@@ -218,10 +212,14 @@ def _grad_output_transform_kernel(g, gh, th, tw, zero):
     gx = 2 * (t % tw)
     r0 = _grad_row(g, n, o, gy, gx, zero)
     r1 = _grad_row(g, n, o, gy + 1, gx, zero)
-    _store_a_column(gh, 0, o, t, r0[0], r1[0])
-    _store_a_column(gh, 1, o, t, r0[1], r1[1])
-    _store_a_column(gh, 2, o, t, r0[2], r1[2])
-    _store_a_column(gh, 3, o, t, r0[3], r1[3])
+    v0, v1, v2, v3 = _a(r0[0], r1[0])
+    _put_column(gh, 0, o, t, v0, v1, v2, v3)
+    v0, v1, v2, v3 = _a(r0[1], r1[1])
+    _put_column(gh, 1, o, t, v0, v1, v2, v3)
+    v0, v1, v2, v3 = _a(r0[2], r1[2])
+    _put_column(gh, 2, o, t, v0, v1, v2, v3)
+    v0, v1, v2, v3 = _a(r0[3], r1[3])
+    _put_column(gh, 3, o, t, v0, v1, v2, v3)
 
 
 def grad_output_transform(g):
@@ -244,16 +242,6 @@ def _weight_row(w, o, c, i, flip, half):
     return _g(w[o, c, i, 0], w[o, c, i, 1], w[o, c, i, 2], half)
 
 
-@cuda.jit(device=True)
-def _store_g_column(u, b, o, c, r0, r1, r2, half):
-    """Column b of G (w G^T): U[4a + b, o, c] for a = 0..3."""
-    u0, u1, u2, u3 = _g(r0, r1, r2, half)
-    u[b, o, c] = u0
-    u[4 + b, o, c] = u1
-    u[8 + b, o, c] = u2
-    u[12 + b, o, c] = u3
-
-
 @cuda.jit
 def _weight_transform_kernel(w, u, flip, half):
     i = cuda.grid(1)
@@ -265,10 +253,14 @@ def _weight_transform_kernel(w, u, flip, half):
     r0 = _weight_row(w, o, c, 0, flip, half)
     r1 = _weight_row(w, o, c, 1, flip, half)
     r2 = _weight_row(w, o, c, 2, flip, half)
-    _store_g_column(u, 0, o, c, r0[0], r1[0], r2[0], half)
-    _store_g_column(u, 1, o, c, r0[1], r1[1], r2[1], half)
-    _store_g_column(u, 2, o, c, r0[2], r1[2], r2[2], half)
-    _store_g_column(u, 3, o, c, r0[3], r1[3], r2[3], half)
+    u0, u1, u2, u3 = _g(r0[0], r1[0], r2[0], half)
+    _put_column(u, 0, o, c, u0, u1, u2, u3)
+    u0, u1, u2, u3 = _g(r0[1], r1[1], r2[1], half)
+    _put_column(u, 1, o, c, u0, u1, u2, u3)
+    u0, u1, u2, u3 = _g(r0[2], r1[2], r2[2], half)
+    _put_column(u, 2, o, c, u0, u1, u2, u3)
+    u0, u1, u2, u3 = _g(r0[3], r1[3], r2[3], half)
+    _put_column(u, 3, o, c, u0, u1, u2, u3)
 
 
 def weight_transform(w, flip=False):

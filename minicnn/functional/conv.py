@@ -171,12 +171,13 @@ def _use_winograd(kh, kw, geometry, Cg, Og):
             and min(Cg, Og) >= WINOGRAD_MIN_CHANNELS)
 
 
-def _winograd_chunk(N, per_sample_bytes):
+def _winograd_chunk(N, C, O, tiles, itemsize):
     """Samples per chunk: their transformed tiles (V and M, ~4x the input and output) within
     WINOGRAD_CHUNK_BYTES (and the WORKSPACE_BYTES bound), at least one sample. Larger chunks than
     im2col's: the 16 products are small, and only products of more than gemm.SMALL_MACS
     multiply-adds use both cores (measured, VGG 3x3 64->64 at 56x56: 2 samples per chunk 92 ms,
     the whole batch of 8 in one chunk 81 ms, forward and backward)."""
+    per_sample_bytes = 16 * (C + O) * tiles[0] * tiles[1] * itemsize
     budget = min(WINOGRAD_CHUNK_BYTES, WORKSPACE_BYTES)
     return max(1, min(N, budget // max(per_sample_bytes, 1)))
 
@@ -189,7 +190,7 @@ def _winograd_conv(KW, GM, E, u4, x, pt, pl, oh, ow, out, transposed=False):
     N, C = x.shape[:2]
     O, G = out.shape[1], u4.shape[1]
     th, tw = KW.tiles(oh, ow)
-    step = _winograd_chunk(N, 16 * (C + O) * th * tw * x.dtype.itemsize)
+    step = _winograd_chunk(N, C, O, (th, tw), x.dtype.itemsize)
     v = None
     for s in range(0, N, step):
         sl = slice(s, s + step)
@@ -241,8 +242,7 @@ class Winograd2d(Function):
                                    E.empty((N, C, H, W), x.dtype), transposed=True)
         if ctx.needs_input_grad[1]:
             # dU[xi] = sum over tiles of Gh[xi] V[xi]^T with Gh = A g A^T;  then dw = G^T dU G
-            th, tw = KW.tiles(oh, ow)
-            step = _winograd_chunk(N, 16 * (C + O) * th * tw * x.dtype.itemsize)
+            step = _winograd_chunk(N, C, O, KW.tiles(oh, ow), x.dtype.itemsize)
             du = E.zeros((16, G, Og, Cg), x.dtype)
             tmp = E.empty((16, G, Og, Cg), x.dtype)
             for s in range(0, N, step):
