@@ -133,10 +133,12 @@ def sgemm_rate(size=2048, repeats=15):
 
 
 # ---- the cases ----------------------------------------------------------------------------
-def conv_rows(repeats, flops_per_s):
+def conv_rows(repeats, flops_per_s, only=None):
     rng = np.random.default_rng(0)
     rows = []
     for name, (n, c, h, w, o, k, s, p, g) in CONV_CASES.items():
+        if only and only not in name:
+            continue
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
         wt = (rng.standard_normal((o, c // g, k, k)) * 0.1).astype(np.float32)
         b = rng.standard_normal(o).astype(np.float32)
@@ -159,6 +161,8 @@ def conv_rows(repeats, flops_per_s):
         row["gemm_ceiling"] = flops / flops_per_s
         row["numba_gflops"] = flops / row["numba"] / 1e9
         rows.append(row)
+    if only:
+        return rows
     # the naive loops, on a tiny shape only (they are ~1e4 times slower)
     x = rng.standard_normal((1, 3, 12, 12)).astype(np.float32)
     wt = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
@@ -319,9 +323,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 repeats instead of 9; results not saved")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--only", metavar="TEXT", default="",
+                    help="time only the conv cases whose name contains TEXT (nothing saved)")
     args = ap.parse_args(argv)
     repeats = 3 if args.quick else 9
     rate = sgemm_rate()
+    if args.only:
+        rows = conv_rows(repeats, rate, args.only)
+        for r in rows:
+            print(f"{r['case']:40s} numba {r['numba'] * 1e3:8.2f} ms  pytorch {r.get('pytorch', 0) * 1e3:8.2f} ms"
+                  f"  ratio {ratio(r['numba'], r.get('pytorch'))}")
+        return
     rows = conv_rows(repeats, rate) + layer_rows(repeats) + kernel_rows(repeats)
     for r in rows:
         r["numba_vs_pytorch"] = ratio(r["numba"], r.get("pytorch"))

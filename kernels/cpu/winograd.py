@@ -13,19 +13,21 @@ Shapes
     A^T m A   rows:  (m0 + m1 + m2,  m1 - m2 - m3)               m 4x4 product tile
     A g A^T   rows:  (g0,  g0 + g1,  g0 - g1,  -g1)              g 2x2 output-gradient tile
     G w G^T   rows:  (w0,  (w0 + w1 + w2)/2,  (w0 - w1 + w2)/2,  w2)   w 3x3 kernel
-each applied once down the columns and once along the rows.
+each applied once down the columns (combining whole rows of the plane) and once along the rows.
 
-Parallel plan: one prange iteration per block of (n, c) or (n, o) planes; it owns every value of
-V / y / Gh that its planes produce (a tile belongs to one plane), so there are no races, and it
-allocates its scratch rows once per block rather than once per plane. Along a tile row the inner
-loops run over tx: V[xi, c, t0 + tx] is contiguous there, so they vectorise.
+Parallel plan: one prange iteration per channel (c of V, o of y and Gh), looping over the samples
+inside. It owns every value of its channel, so there are no races, and it writes its 16 rows of V
+(or Gh) from start to end: consecutive samples' tiles are neighbours in a row of T.
+
+Vectorising: tile tx reads the input columns 2tx .. 2tx+3, a stride of 2 that defeats SIMD. So each
+plane is first copied, padded, into even and odd columns apart, xs[row, parity, k] = x[row, 2k +
+parity]; then d0..d3 of tile tx are xs[., 0, tx], xs[., 1, tx], xs[., 0, tx+1], xs[., 1, tx+1], four
+contiguous runs, and every inner loop over tx is a plain vector loop.
 """
 import numpy as np
 from numba import prange
 
 from ._jit import kernel
-
-PLANES_PER_BLOCK = 16
 
 
 @kernel(parallel=False)
@@ -33,40 +35,46 @@ def tiles(oh, ow):
     return (oh + 1) // 2, (ow + 1) // 2
 
 
+@kernel(parallel=False)
+def _split_columns(plane, xs, top, left):
+    """xs[top + r, p, k] = plane[r, 2k + p - left], zeros around (xs (rows, 2, half)): the plane
+    padded, its even (p = 0) and odd (p = 1) padded columns laid apart."""
+    xs[:] = 0
+    H, W = plane.shape
+    for r in range(min(H, xs.shape[0] - top)):
+        for p in range(2):
+            k0 = (left - p + 1) // 2                     # the first k with 2k + p - left >= 0
+            k1 = min(xs.shape[2], (W + left - p + 1) // 2)   # ... and past the last one < W
+            for k in range(k0, k1):
+                xs[top + r, p, k] = plane[r, 2 * k + p - left]
+
+
 @kernel
 def input_transform(x, pt, pl, oh, ow):
     N, C, H, W = x.shape
     th, tw = tiles(oh, ow)
-    Hp, Wp = 2 * th + 2, 2 * tw + 2
-    rows, cols = min(H, Hp - pt), min(W, Wp - pl)
     V = np.empty((16, C, N * th * tw), dtype=x.dtype)
-    planes = N * C
-    for blk in prange((planes + PLANES_PER_BLOCK - 1) // PLANES_PER_BLOCK):
-        xp = np.empty((Hp, Wp), dtype=x.dtype)         # one plane, zero-padded to what tiles read
-        h = np.empty((4, 4, tw), dtype=x.dtype)        # h[k, j, tx] = (d B)[k, j] of tile tx
-        for p in range(blk * PLANES_PER_BLOCK, min(planes, (blk + 1) * PLANES_PER_BLOCK)):
-            n, c = p // C, p % C
-            xp[:, :] = 0
-            for a in range(rows):
-                for b in range(cols):
-                    xp[pt + a, pl + b] = x[n, c, a, b]
+    for c in prange(C):
+        xs = np.empty((2 * th + 2, 2, tw + 1), dtype=x.dtype)   # the padded plane, columns split
+        e = np.empty((4, 2, tw + 1), dtype=x.dtype)            # e[a] = row a of B^T d, 4 rows combined
+        for n in range(N):
+            _split_columns(x[n, c], xs, pt, pl)
             for ty in range(th):
-                for k in range(4):                     # along the rows: d B
-                    r = xp[2 * ty + k]
-                    for tx in range(tw):
-                        d0, d1, d2, d3 = r[2 * tx], r[2 * tx + 1], r[2 * tx + 2], r[2 * tx + 3]
-                        h[k, 0, tx] = d0 - d2
-                        h[k, 1, tx] = d1 + d2
-                        h[k, 2, tx] = d2 - d1
-                        h[k, 3, tx] = d1 - d3
+                r0, r1, r2, r3 = xs[2 * ty], xs[2 * ty + 1], xs[2 * ty + 2], xs[2 * ty + 3]
+                for p in range(2):                              # down the columns: B^T d
+                    for k in range(tw + 1):
+                        e[0, p, k] = r0[p, k] - r2[p, k]
+                        e[1, p, k] = r1[p, k] + r2[p, k]
+                        e[2, p, k] = r2[p, k] - r1[p, k]
+                        e[3, p, k] = r1[p, k] - r3[p, k]
                 t0 = (n * th + ty) * tw
-                for j in range(4):                     # down the columns: B^T (d B)
+                for a in range(4):                              # along the rows: (B^T d) B
+                    ev, od = e[a, 0], e[a, 1]
                     for tx in range(tw):
-                        e0, e1, e2, e3 = h[0, j, tx], h[1, j, tx], h[2, j, tx], h[3, j, tx]
-                        V[j, c, t0 + tx] = e0 - e2
-                        V[4 + j, c, t0 + tx] = e1 + e2
-                        V[8 + j, c, t0 + tx] = e2 - e1
-                        V[12 + j, c, t0 + tx] = e1 - e3
+                        V[4 * a, c, t0 + tx] = ev[tx] - ev[tx + 1]
+                        V[4 * a + 1, c, t0 + tx] = od[tx] + ev[tx + 1]
+                        V[4 * a + 2, c, t0 + tx] = ev[tx + 1] - od[tx]
+                        V[4 * a + 3, c, t0 + tx] = od[tx] - od[tx + 1]
     return V
 
 
@@ -75,27 +83,27 @@ def output_transform(m, N, oh, ow):
     _, O, T = m.shape
     th, tw = tiles(oh, ow)
     y = np.empty((N, O, oh, ow), dtype=m.dtype)
-    planes = N * O
-    for blk in prange((planes + PLANES_PER_BLOCK - 1) // PLANES_PER_BLOCK):
-        r = np.empty((2, 4, tw), dtype=m.dtype)        # r[i, b, tx] = (A^T m)[i, b] of tile tx
-        for p in range(blk * PLANES_PER_BLOCK, min(planes, (blk + 1) * PLANES_PER_BLOCK)):
-            n, o = p // O, p % O
+    for o in prange(O):
+        z = np.empty((2, 2, T), dtype=m.dtype)   # z[i, j, t] = (A^T m A)[i, j] of tile t
+        for t in range(T):                       # one vector loop over all tiles of channel o
+            a0, a1, a2, a3 = m[0, o, t], m[1, o, t], m[2, o, t], m[3, o, t]
+            b0, b1, b2, b3 = m[4, o, t], m[5, o, t], m[6, o, t], m[7, o, t]
+            c0, c1, c2, c3 = m[8, o, t], m[9, o, t], m[10, o, t], m[11, o, t]
+            d0, d1, d2, d3 = m[12, o, t], m[13, o, t], m[14, o, t], m[15, o, t]
+            r0, r1, r2, r3 = a0 + b0 + c0, a1 + b1 + c1, a2 + b2 + c2, a3 + b3 + c3   # A^T m, row 0
+            s0, s1, s2, s3 = b0 - c0 - d0, b1 - c1 - d1, b2 - c2 - d2, b3 - c3 - d3   # ... row 1
+            z[0, 0, t] = r0 + r1 + r2                                                 # (A^T m) A
+            z[0, 1, t] = r1 - r2 - r3
+            z[1, 0, t] = s0 + s1 + s2
+            z[1, 1, t] = s1 - s2 - s3
+        for n in range(N):                       # the tiles into place, cropped at odd sizes
             for ty in range(th):
                 t0 = (n * th + ty) * tw
-                for b in range(4):                     # down the columns: A^T m
-                    for tx in range(tw):
-                        m0, m1 = m[b, o, t0 + tx], m[4 + b, o, t0 + tx]
-                        m2, m3 = m[8 + b, o, t0 + tx], m[12 + b, o, t0 + tx]
-                        r[0, b, tx] = m0 + m1 + m2
-                        r[1, b, tx] = m1 - m2 - m3
-                for i in range(min(2, oh - 2 * ty)):   # along the rows: (A^T m) A, cropped
-                    out = y[n, o, 2 * ty + i]
-                    for tx in range(ow // 2):
-                        out[2 * tx] = r[i, 0, tx] + r[i, 1, tx] + r[i, 2, tx]
-                        out[2 * tx + 1] = r[i, 1, tx] - r[i, 2, tx] - r[i, 3, tx]
-                    if ow % 2:                         # an odd width: the last tile's left column
-                        tx = tw - 1
-                        out[2 * tx] = r[i, 0, tx] + r[i, 1, tx] + r[i, 2, tx]
+                for i in range(min(2, oh - 2 * ty)):
+                    row = y[n, o, 2 * ty + i]
+                    for j in range(2):
+                        for tx in range((ow - j + 1) // 2):
+                            row[2 * tx + j] = z[i, j, t0 + tx]
     return y
 
 
@@ -103,34 +111,33 @@ def output_transform(m, N, oh, ow):
 def grad_output_transform(g):
     N, O, oh, ow = g.shape
     th, tw = tiles(oh, ow)
-    Gh = np.empty((16, O, N * th * tw), dtype=g.dtype)
-    planes = N * O
-    for blk in prange((planes + PLANES_PER_BLOCK - 1) // PLANES_PER_BLOCK):
-        gp = np.empty((2 * th, 2 * tw), dtype=g.dtype)  # the plane, zero-padded to whole tiles
-        u = np.empty((2, 4, tw), dtype=g.dtype)         # u[i, b, tx] = (g A^T)[i, b] of tile tx
-        for p in range(blk * PLANES_PER_BLOCK, min(planes, (blk + 1) * PLANES_PER_BLOCK)):
-            n, o = p // O, p % O
-            gp[:, :] = 0
-            for a in range(oh):
-                for b in range(ow):
-                    gp[a, b] = g[n, o, a, b]
+    T = N * th * tw
+    Gh = np.empty((16, O, T), dtype=g.dtype)
+    for o in prange(O):
+        q = np.zeros((2, 2, T), dtype=g.dtype)   # q[i, j, t] = g[2ty + i, 2tx + j] of tile t, 0 past the edge
+        for n in range(N):
             for ty in range(th):
-                for i in range(2):                     # along the rows: g A^T
-                    r = gp[2 * ty + i]
-                    for tx in range(tw):
-                        g0, g1 = r[2 * tx], r[2 * tx + 1]
-                        u[i, 0, tx] = g0
-                        u[i, 1, tx] = g0 + g1
-                        u[i, 2, tx] = g0 - g1
-                        u[i, 3, tx] = -g1
                 t0 = (n * th + ty) * tw
-                for b in range(4):                     # down the columns: A (g A^T)
-                    for tx in range(tw):
-                        e0, e1 = u[0, b, tx], u[1, b, tx]
-                        Gh[b, o, t0 + tx] = e0
-                        Gh[4 + b, o, t0 + tx] = e0 + e1
-                        Gh[8 + b, o, t0 + tx] = e0 - e1
-                        Gh[12 + b, o, t0 + tx] = -e1
+                for i in range(min(2, oh - 2 * ty)):
+                    row = g[n, o, 2 * ty + i]
+                    for j in range(2):
+                        for tx in range((ow - j + 1) // 2):
+                            q[i, j, t0 + tx] = row[2 * tx + j]
+        for a in range(4):                       # vector loops over all tiles of channel o
+            for t in range(T):
+                g00, g01, g10, g11 = q[0, 0, t], q[0, 1, t], q[1, 0, t], q[1, 1, t]
+                if a == 0:                       # down the columns: row a of A g
+                    e0, e1 = g00, g01
+                elif a == 1:
+                    e0, e1 = g00 + g10, g01 + g11
+                elif a == 2:
+                    e0, e1 = g00 - g10, g01 - g11
+                else:
+                    e0, e1 = -g10, -g11
+                Gh[4 * a, o, t] = e0             # along the rows: (A g) A^T
+                Gh[4 * a + 1, o, t] = e0 + e1
+                Gh[4 * a + 2, o, t] = e0 - e1
+                Gh[4 * a + 3, o, t] = -e1
     return Gh
 
 
@@ -138,24 +145,26 @@ def grad_output_transform(g):
 def weight_transform(w, flip=False):
     O, Cg = w.shape[0], w.shape[1]
     U = np.empty((16, O, Cg), dtype=w.dtype)
-    half = 0.5  # exact in any precision
+    half = w.dtype.type(0.5)                             # exact in any precision
     for o in prange(O):
-        k = np.empty((3, 3), dtype=w.dtype)
-        gw = np.empty((4, 3), dtype=w.dtype)
-        for c in range(Cg):
-            for i in range(3):
-                for j in range(3):
-                    k[i, j] = w[o, c, 2 - i, 2 - j] if flip else w[o, c, i, j]
-            for j in range(3):                         # down the columns: G w
-                gw[0, j] = k[0, j]
-                gw[1, j] = (k[0, j] + k[1, j] + k[2, j]) * half
-                gw[2, j] = (k[0, j] - k[1, j] + k[2, j]) * half
-                gw[3, j] = k[2, j]
-            for a in range(4):                         # along the rows: (G w) G^T
-                U[4 * a, o, c] = gw[a, 0]
-                U[4 * a + 1, o, c] = (gw[a, 0] + gw[a, 1] + gw[a, 2]) * half
-                U[4 * a + 2, o, c] = (gw[a, 0] - gw[a, 1] + gw[a, 2]) * half
-                U[4 * a + 3, o, c] = gw[a, 2]
+        k = np.empty((3, 3, Cg), dtype=w.dtype)          # the kernels of row o, taps first
+        gw = np.empty((4, 3, Cg), dtype=w.dtype)
+        for i in range(3):
+            for j in range(3):
+                for c in range(Cg):
+                    k[i, j, c] = w[o, c, 2 - i, 2 - j] if flip else w[o, c, i, j]
+        for j in range(3):                               # down the columns: G w
+            for c in range(Cg):
+                gw[0, j, c] = k[0, j, c]
+                gw[1, j, c] = (k[0, j, c] + k[1, j, c] + k[2, j, c]) * half
+                gw[2, j, c] = (k[0, j, c] - k[1, j, c] + k[2, j, c]) * half
+                gw[3, j, c] = k[2, j, c]
+        for a in range(4):                               # along the rows: (G w) G^T
+            for c in range(Cg):
+                U[4 * a, o, c] = gw[a, 0, c]
+                U[4 * a + 1, o, c] = (gw[a, 0, c] + gw[a, 1, c] + gw[a, 2, c]) * half
+                U[4 * a + 2, o, c] = (gw[a, 0, c] - gw[a, 1, c] + gw[a, 2, c]) * half
+                U[4 * a + 3, o, c] = gw[a, 2, c]
     return U
 
 
