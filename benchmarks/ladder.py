@@ -13,6 +13,11 @@ import os
 
 # must precede numpy's import: OpenBLAS threads that spin after a GEMM slow the next Numba kernel
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
+# must precede torch's import: with methods interleaved, PyTorch's OpenMP threads busy-waiting
+# after its call took the cores from the next method's timed run (measured: minicnn's VGG layer
+# 71-75 ms right after PyTorch, 54 ms with passive waiting; PyTorch's own times did not move).
+# minicnn's Numba threads wait passively already (kernels/cpu/_jit.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -282,7 +287,7 @@ def machine():
     if torch is not None:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
-    for var in ("OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+    for var in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         info[var] = os.environ.get(var)
     return info
 

@@ -17,6 +17,11 @@ import os
 
 # must precede numpy's import: OpenBLAS threads that spin after a GEMM slow the next Numba kernel
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
+# must precede torch's import: with methods interleaved, PyTorch's OpenMP threads busy-waiting
+# after its call took the cores from the next method's timed run (measured: minicnn's VGG layer
+# 71-75 ms right after PyTorch, 54 ms with passive waiting; PyTorch's own times did not move).
+# minicnn's Numba threads wait passively already (kernels/cpu/_jit.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("MINICNN_DATA", os.path.join(ROOT, "..", "shared", "data"))
 

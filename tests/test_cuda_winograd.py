@@ -85,6 +85,8 @@ def test_output_and_grad_output_transform(geom, O, dtype, seed):
     rng = np.random.default_rng(seed)
     m = randn(rng, (16, O, N * th * tw), dtype)
     close(GW.output_transform(dev(m), N, oh, ow), RW.output_transform(m, N, oh, ow), m)
+    b = randn(rng, (O,), dtype)                        # the bias joins in the output transform
+    close(GW.output_transform(dev(m), N, oh, ow, dev(b)), RW.output_transform(m, N, oh, ow, b), m)
     g = randn(rng, (N, O, oh, ow), dtype)
     close(GW.grad_output_transform(dev(g)), RW.grad_output_transform(g), g)
 

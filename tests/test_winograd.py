@@ -51,6 +51,10 @@ def test_numba_transforms_equal_reference(dtype, case, seed):
     assert numba_w.tiles(oh, ow) == (th, tw)
     _close(numba_w.input_transform(x, pt, pl, oh, ow), ref_w.input_transform(x, pt, pl, oh, ow), dtype)
     _close(numba_w.output_transform(m, N, oh, ow), ref_w.output_transform(m, N, oh, ow), dtype)
+    b = rng.standard_normal(O).astype(dtype)            # the bias joins in the output transform
+    _close(numba_w.output_transform(m, N, oh, ow, b), ref_w.output_transform(m, N, oh, ow, b), dtype)
+    np.testing.assert_array_equal(ref_w.output_transform(m, N, oh, ow, b),
+                                  ref_w.output_transform(m, N, oh, ow) + b.reshape(1, O, 1, 1))
     _close(numba_w.grad_output_transform(g), ref_w.grad_output_transform(g), dtype)
     for flip in (False, True):
         _close(numba_w.weight_transform(w, flip), ref_w.weight_transform(w, flip), dtype)
@@ -167,3 +171,19 @@ def test_nan_and_inf_propagate(always_winograd):
     x[0, 1, 3, 3] = np.inf
     out = F.conv2d(mc.Tensor(x, requires_grad=True), w, padding=1)
     assert not np.isfinite(out.data[:, :, 2:5, 2:5]).any()
+
+
+@pytest.mark.parametrize("weight_grad", [True, False])
+def test_bias_gradient_with_and_without_the_weight_gradient(always_winograd, weight_grad):
+    """db comes from the transformed gradient (the sum of Gh[5] over tiles) when dw is computed,
+    else from g itself; odd output sizes put zero-padded tiles on the edge. Both equal g's sum."""
+    rng = np.random.default_rng(3)
+    x = mc.Tensor(rng.standard_normal((3, 2, 7, 5)), dtype=np.float64, requires_grad=True)
+    w = mc.Tensor(rng.standard_normal((4, 2, 3, 3)), dtype=np.float64, requires_grad=weight_grad)
+    b = mc.Tensor(rng.standard_normal(4), dtype=np.float64, requires_grad=True)
+    out = F.conv2d(x, w, b, padding=(1, 0))
+    assert out._node.fn.__name__ == "Winograd2d"
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    np.testing.assert_allclose(b.grad, g.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+    assert (w.grad is not None) == weight_grad

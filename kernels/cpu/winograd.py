@@ -55,22 +55,27 @@ def input_transform(x, pt, pl, oh, ow):
     th, tw = tiles(oh, ow)
     V = np.empty((16, C, N * th * tw), dtype=x.dtype)
     for c in prange(C):
-        xs = np.empty((2 * th + 2, 2, tw + 1), dtype=x.dtype)   # the padded plane, columns split
-        e = np.empty((4, 2, tw + 1), dtype=x.dtype)            # e[a] = row a of B^T d, 4 rows combined
+        xs = np.empty((N, 2 * th + 2, 2, tw + 1), dtype=x.dtype)   # channel c padded, columns split
         for n in range(N):
-            _split_columns(x[n, c], xs, pt, pl)
-            for ty in range(th):
-                r0, r1, r2, r3 = xs[2 * ty], xs[2 * ty + 1], xs[2 * ty + 2], xs[2 * ty + 3]
-                for p in range(2):                              # down the columns: B^T d
-                    for k in range(tw + 1):
-                        e[0, p, k] = r0[p, k] - r2[p, k]
-                        e[1, p, k] = r1[p, k] + r2[p, k]
-                        e[2, p, k] = r2[p, k] - r1[p, k]
-                        e[3, p, k] = r1[p, k] - r3[p, k]
-                t0 = (n * th + ty) * tw
-                for a in range(4):                              # along the rows: (B^T d) B
-                    ev, od = e[a, 0], e[a, 1]
-                    for tx in range(tw):
+            _split_columns(x[n, c], xs[n], pt, pl)
+        e = np.empty((2, tw + 1), dtype=x.dtype)
+        for a in range(4):           # four rows of V at a time: they are written start to end
+            for n in range(N):
+                for ty in range(th):
+                    r0, r1, r2, r3 = xs[n, 2 * ty], xs[n, 2 * ty + 1], xs[n, 2 * ty + 2], xs[n, 2 * ty + 3]
+                    for p in range(2):                      # down the columns: row a of B^T d
+                        for k in range(tw + 1):
+                            if a == 0:
+                                e[p, k] = r0[p, k] - r2[p, k]
+                            elif a == 1:
+                                e[p, k] = r1[p, k] + r2[p, k]
+                            elif a == 2:
+                                e[p, k] = r2[p, k] - r1[p, k]
+                            else:
+                                e[p, k] = r1[p, k] - r3[p, k]
+                    t0 = (n * th + ty) * tw
+                    ev, od = e[0], e[1]
+                    for tx in range(tw):                    # along the rows: (B^T d) B
                         V[4 * a, c, t0 + tx] = ev[tx] - ev[tx + 1]
                         V[4 * a + 1, c, t0 + tx] = od[tx] + ev[tx + 1]
                         V[4 * a + 2, c, t0 + tx] = ev[tx + 1] - od[tx]
@@ -79,11 +84,12 @@ def input_transform(x, pt, pl, oh, ow):
 
 
 @kernel
-def output_transform(m, N, oh, ow):
+def output_transform(m, N, oh, ow, bias=None):
     _, O, T = m.shape
     th, tw = tiles(oh, ow)
     y = np.empty((N, O, oh, ow), dtype=m.dtype)
     for o in prange(O):
+        b = m.dtype.type(0) if bias is None else m.dtype.type(bias[o])
         z = np.empty((2, 2, T), dtype=m.dtype)   # z[i, j, t] = (A^T m A)[i, j] of tile t
         for t in range(T):                       # one vector loop over all tiles of channel o
             a0, a1, a2, a3 = m[0, o, t], m[1, o, t], m[2, o, t], m[3, o, t]
@@ -92,10 +98,10 @@ def output_transform(m, N, oh, ow):
             d0, d1, d2, d3 = m[12, o, t], m[13, o, t], m[14, o, t], m[15, o, t]
             r0, r1, r2, r3 = a0 + b0 + c0, a1 + b1 + c1, a2 + b2 + c2, a3 + b3 + c3   # A^T m, row 0
             s0, s1, s2, s3 = b0 - c0 - d0, b1 - c1 - d1, b2 - c2 - d2, b3 - c3 - d3   # ... row 1
-            z[0, 0, t] = r0 + r1 + r2                                                 # (A^T m) A
-            z[0, 1, t] = r1 - r2 - r3
-            z[1, 0, t] = s0 + s1 + s2
-            z[1, 1, t] = s1 - s2 - s3
+            z[0, 0, t] = r0 + r1 + r2 + b                                             # (A^T m) A
+            z[0, 1, t] = r1 - r2 - r3 + b
+            z[1, 0, t] = s0 + s1 + s2 + b
+            z[1, 1, t] = s1 - s2 - s3 + b
         for n in range(N):                       # the tiles into place, cropped at odd sizes
             for ty in range(th):
                 t0 = (n * th + ty) * tw

@@ -38,7 +38,7 @@ Thread-to-data mapping (every thread owns what it writes: no atomics, no races)
 """
 from numba import cuda
 
-from ._launch import THREADS, blocks, empty, scalar
+from ._launch import THREADS, blocks, empty, scalar, zeros
 
 
 def tiles(oh, ow):
@@ -146,18 +146,18 @@ def _output_row(m, a, o, t):
 
 
 @cuda.jit(device=True)
-def _store_output_column(y, n, o, oy, ox, r0, r1, r2, r3):
-    """Column ox of the 2x2 output tile, A^T (m A)[:, j]; rows past the output are cropped."""
+def _store_output_column(y, n, o, oy, ox, r0, r1, r2, r3, b):
+    """Column ox of the 2x2 output tile, A^T (m A)[:, j] + b; rows past the output are cropped."""
     if ox >= y.shape[3]:
         return
     y0, y1 = _at(r0, r1, r2, r3)
-    y[n, o, oy, ox] = y0
+    y[n, o, oy, ox] = y0 + b
     if oy + 1 < y.shape[2]:
-        y[n, o, oy + 1, ox] = y1
+        y[n, o, oy + 1, ox] = y1 + b
 
 
 @cuda.jit
-def _output_transform_kernel(m, y, th, tw):
+def _output_transform_kernel(m, y, bias, th, tw):
     i = cuda.grid(1)
     O, T = m.shape[1], m.shape[2]
     if i >= O * T:
@@ -171,17 +171,19 @@ def _output_transform_kernel(m, y, th, tw):
     r1 = _output_row(m, 1, o, t)
     r2 = _output_row(m, 2, o, t)
     r3 = _output_row(m, 3, o, t)
-    _store_output_column(y, n, o, oy, ox, r0[0], r1[0], r2[0], r3[0])
-    _store_output_column(y, n, o, oy, ox + 1, r0[1], r1[1], r2[1], r3[1])
+    _store_output_column(y, n, o, oy, ox, r0[0], r1[0], r2[0], r3[0], bias[o])
+    _store_output_column(y, n, o, oy, ox + 1, r0[1], r1[1], r2[1], r3[1], bias[o])
 
 
-def output_transform(m, N, oh, ow):
-    """M (16, O, T) -> y (N, O, oh, ow):  the 2x2 output tile of t is A^T m A."""
+def output_transform(m, N, oh, ow, bias=None):
+    """M (16, O, T) -> y (N, O, oh, ow):  the 2x2 output tile of t is A^T m A, plus bias[o]
+    when a bias (O,) is given (none: zeros, so that one kernel serves both)."""
     O, T = m.shape[1], m.shape[2]
     th, tw = tiles(oh, ow)
     y = empty((N, O, oh, ow), m.dtype)
     if y.size:
-        _output_transform_kernel[blocks(O * T), THREADS](m, y, th, tw)
+        b = zeros((O,), m.dtype) if bias is None else bias
+        _output_transform_kernel[blocks(O * T), THREADS](m, y, b, th, tw)
     return y
 
 

@@ -69,15 +69,17 @@ def input_transform(x, pt, pl, oh, ow):
     return np.ascontiguousarray(v.transpose(4, 5, 1, 0, 2, 3)).reshape(16, C, N * th * tw)
 
 
-def output_transform(m, N, oh, ow):
-    """M (16, O, T) -> y (N, O, oh, ow):  the 2x2 output tile of t is A^T m A."""
+def output_transform(m, N, oh, ow, bias=None):
+    """M (16, O, T) -> y (N, O, oh, ow):  the 2x2 output tile of t is A^T m A, plus bias[o] when
+    a bias (O,) is given (added here, while the tile is at hand, rather than in another pass)."""
     _, O, T = m.shape
     th, tw = tiles(oh, ow)
     at = AT.astype(m.dtype)
     m = m.reshape(4, 4, O, N, th, tw).transpose(3, 2, 4, 5, 0, 1)     # (N, O, th, tw, 4, 4)
     y = _sandwich(at, m, at)                                           # A^T m A  (N, O, th, tw, 2, 2)
     y = y.transpose(0, 1, 2, 4, 3, 5).reshape(N, O, 2 * th, 2 * tw)  # tiles side by side
-    return np.ascontiguousarray(y[:, :, :oh, :ow])
+    y = np.ascontiguousarray(y[:, :, :oh, :ow])
+    return y if bias is None else y + bias.reshape(1, O, 1, 1)
 
 
 def grad_output_transform(g):

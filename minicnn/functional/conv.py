@@ -182,11 +182,11 @@ def _winograd_chunk(N, C, O, tiles, itemsize):
     return max(1, min(N, budget // max(per_sample_bytes, 1)))
 
 
-def _winograd_conv(KW, GM, E, u4, x, pt, pl, oh, ow, out, transposed=False):
+def _winograd_conv(KW, GM, E, u4, x, pt, pl, oh, ow, out, transposed=False, bias=None):
     """out (N, O, oh, ow) = the 3x3 convolution of x (N, C, H, W) with the transformed kernel
     u4 (16, G, O/G, C/G), or u4 read transposed when `transposed` (it is then (16, G, C/G, O/G):
-    the input gradient reuses the forward's layout). Returns out and, when the whole batch went
-    through in one chunk, its transformed input V (16, C, T), else None."""
+    the input gradient reuses the forward's layout), plus bias (O,) if given. Returns out and,
+    when the whole batch went through in one chunk, its transformed input V (16, C, T), else None."""
     N, C = x.shape[:2]
     O, G = out.shape[1], u4.shape[1]
     th, tw = KW.tiles(oh, ow)
@@ -197,7 +197,7 @@ def _winograd_conv(KW, GM, E, u4, x, pt, pl, oh, ow, out, transposed=False):
         v = KW.input_transform(x[sl], pt, pl, oh, ow)                 # V = B^T d B  (16, C, T)
         n, T = v.shape[2] // (th * tw), v.shape[2]
         m = GM.matmul(u4, v.reshape(16, G, C // G, T), trans_a=transposed)   # M = U V per xi
-        y = KW.output_transform(m.reshape(16, O, T), n, oh, ow)       # Y = A^T M A
+        y = KW.output_transform(m.reshape(16, O, T), n, oh, ow, bias)  # Y = A^T M A + b
         if n == N:
             out = y                                                    # one chunk: no copy
         else:
@@ -216,9 +216,8 @@ class Winograd2d(Function):
         sh, sw, pt, pl, dh, dw, oh, ow = geometry
         N, O, Cg = x.shape[0], weight.shape[0], weight.shape[1]
         u4 = KW.weight_transform(weight).reshape(16, groups, O // groups, Cg)   # U = G w G^T
-        out, v = _winograd_conv(KW, GM, E, u4, x, pt, pl, oh, ow, E.empty((N, O, oh, ow), x.dtype))
-        if bias is not None:
-            E.add(out, bias.reshape(1, O, 1, 1), out=out)
+        b = None if bias is None else E.contiguous(bias, x.dtype)
+        out, v = _winograd_conv(KW, GM, E, u4, x, pt, pl, oh, ow, E.empty((N, O, oh, ow), x.dtype), bias=b)
         ctx.save_for_backward(x, weight)
         ctx.geometry, ctx.groups, ctx.has_bias = geometry, groups, bias is not None
         ctx.v = v if ctx.needs_input_grad[1] else None    # kept for dw when it was one chunk
@@ -234,6 +233,7 @@ class Winograd2d(Function):
         Og = O // G
         g = E.contiguous(g, x.dtype)
         dx = dweight = dbias = None
+        need_b = ctx.has_bias and ctx.needs_input_grad[2]
         if ctx.needs_input_grad[0]:
             # dx = g convolved with the kernel rotated by 180 degrees and in/out channels
             # swapped (the flipped U read transposed), padded by 2 - pt on top, 2 - pl on the left
@@ -245,6 +245,8 @@ class Winograd2d(Function):
             step = _winograd_chunk(N, C, O, KW.tiles(oh, ow), x.dtype.itemsize)
             du = E.zeros((16, G, Og, Cg), x.dtype)
             tmp = E.empty((16, G, Og, Cg), x.dtype)
+            dbias = E.zeros((O,), x.dtype) if need_b else None
+            R = lookup("reduce", x)
             for s in range(0, N, step):
                 sl = slice(s, s + step)
                 v = ctx.v if ctx.v is not None else KW.input_transform(x[sl], pt, pl, oh, ow)
@@ -252,9 +254,11 @@ class Winograd2d(Function):
                 T = gh.shape[2]
                 GM.matmul(gh.reshape(16, G, Og, T), v.reshape(16, G, Cg, T), trans_b=True, out=tmp)
                 E.add(du, tmp, out=du)
+                if need_b:  # Gh[5] = g00 + g01 + g10 + g11, the sum of each (zero-padded) tile
+                    E.add(dbias, R.sum(gh[5], (1,)), out=dbias)
             dweight = KW.weight_grad_transform(du.reshape(16, O, Cg))
         ctx.v = None                    # free it; a second backward would recompute it
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if need_b and dbias is None:
             dbias = lookup("reduce", g).sum(g.reshape(N, O, oh * ow), (0, 2)).reshape(O)
         return dx, dweight, dbias
 
