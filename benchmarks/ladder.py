@@ -181,7 +181,7 @@ def conv_rows(repeats, flops_per_s, only=None):
     return rows
 
 
-def layer_rows(repeats):
+def layer_rows(repeats, only=None):
     rng = np.random.default_rng(1)
     x55 = rng.standard_normal((32, 96, 55, 55)).astype(np.float32)
     x27 = rng.standard_normal((32, 256, 27, 27)).astype(np.float32)
@@ -212,6 +212,8 @@ def layer_rows(repeats):
     ]
     rows = []
     for name, arrays, op, top in cases:
+        if only and only not in name:
+            continue
         if arrays is None:  # cross-entropy needs an integer target that is not differentiated
             logits = rng.standard_normal((256, 1000)).astype(np.float32)
             target = rng.integers(0, 1000, 256)
@@ -329,15 +331,15 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="3 repeats instead of 9; results not saved")
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--only", metavar="TEXT", default="",
-                    help="time only the conv cases whose name contains TEXT (nothing saved)")
+                    help="time only the conv and layer cases whose name contains TEXT (nothing saved)")
     args = ap.parse_args(argv)
     repeats = 3 if args.quick else 9
     rate = sgemm_rate()
     if args.only:
-        rows = conv_rows(repeats, rate, args.only)
+        rows = conv_rows(repeats, rate, args.only) + layer_rows(repeats, args.only)
         for r in rows:
             print(f"{r['case']:40s} numba {r['numba'] * 1e3:8.2f} ms  pytorch {r.get('pytorch', 0) * 1e3:8.2f} ms"
-                  f"  ratio {ratio(r['numba'], r.get('pytorch'))}")
+                  f"  ratio {ratio(r['numba'], r.get('pytorch')) or 0:.2f}")
         return
     rows = conv_rows(repeats, rate) + layer_rows(repeats) + kernel_rows(repeats)
     for r in rows:

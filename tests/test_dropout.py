@@ -139,14 +139,28 @@ def test_gradcheck(rng, fn, p):
     assert mc.gradcheck(lambda t: fn(t, p=p), [x])
 
 
+@pytest.mark.parametrize("fn", [F.dropout, F.dropout2d])
+def test_p_one_drops_everything(fn):
+    """As PyTorch: p=1 gives zeros (x * 0, so a NaN stays NaN) and a zero gradient."""
+    x0 = np.arange(24.0).reshape(2, 3, 2, 2)
+    x0[0, 0, 0, 0] = np.nan
+    x = mc.Tensor(x0, requires_grad=True, dtype=np.float64)
+    out = fn(x, p=1.0)
+    assert np.isnan(out.data[0, 0, 0, 0])
+    np.testing.assert_array_equal(out.data.reshape(-1)[1:], 0)
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad, 0)
+    np.testing.assert_array_equal(fn(x, p=1.0, training=False).data, x0)   # eval: the identity
+
+
 def test_errors():
     x = mc.Tensor(np.zeros((2, 3, 4, 4)))
-    for bad in (-0.1, 1.0, 1.5):
-        with pytest.raises(ValueError, match=rf"dropout: p must be in \[0, 1\).*got p={bad}"):
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=rf"dropout: p must be in \[0, 1\].*got p={bad}"):
             F.dropout(x, p=bad)
-        with pytest.raises(ValueError, match=rf"dropout2d: p must be in \[0, 1\).*got p={bad}"):
+        with pytest.raises(ValueError, match=rf"dropout2d: p must be in \[0, 1\].*got p={bad}"):
             F.dropout2d(x, p=bad)
-        with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\)"):
+        with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\]"):
             F.dropout(x, p=bad, training=False)  # checked in eval mode too, as PyTorch does
     with pytest.raises(TypeError, match=r"dropout: p must be a number"):
         F.dropout(x, p="0.5")

@@ -3,7 +3,7 @@
 While training, each unit (dropout) or each (n, c) channel plane (dropout2d) is zeroed with
 probability p and the kept ones are scaled by 1 / (1 - p), so the expected output equals the
 input and evaluation needs no rescaling. With training=False or p=0 the input comes back as
-it is. The uniform draws come from the global seeded generator (`mc.manual_seed` makes the
+it is; p=1 drops everything (x * 0, as PyTorch: zeros, a NaN stays NaN, zero gradient). The uniform draws come from the global seeded generator (`mc.manual_seed` makes the
 masks repeatable) and are handed to the kernels as an array: kernels hold no RNG.
 """
 import numbers
@@ -47,9 +47,9 @@ class Dropout2d(Function):
 
 def _check(name, x, p):
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"{name}: p must be a number in [0, 1), got {p!r}")
-    if not 0 <= p < 1:
-        raise ValueError(f"{name}: p must be in [0, 1) (the probability of dropping a unit), got p={p}")
+        raise TypeError(f"{name}: p must be a number in [0, 1], got {p!r}")
+    if not 0 <= p <= 1:
+        raise ValueError(f"{name}: p must be in [0, 1] (the probability of dropping a unit), got p={p}")
     x = as_tensor(x)
     if x.dtype.kind != "f":
         raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
@@ -66,6 +66,8 @@ def dropout(x, p=0.5, training=True):
     x = _check("dropout", x, p)
     if not training or p == 0:
         return x
+    if p == 1:                  # no unit kept: the 1 / (1 - p) scale does not exist
+        return x * 0.0
     return Dropout.apply(x, _uniform(x.shape, x.dtype), p=float(p))
 
 
@@ -76,4 +78,6 @@ def dropout2d(x, p=0.5, training=True):
         raise ValueError(f"dropout2d: expected input of shape (N, C, H, W), got {x.shape}")
     if not training or p == 0:
         return x
+    if p == 1:
+        return x * 0.0
     return Dropout2d.apply(x, _uniform(x.shape[:2], x.dtype), p=float(p))
