@@ -141,3 +141,29 @@ def test_conv2d_numba_equals_reference(dtype, cfg, seed):
         assert got.dtype == dtype
         # the kernels agree bit for bit and the GEMMs are the same calls
         np.testing.assert_array_equal(got, ref)
+
+
+def test_cpu_gemm_runs_small_products_on_one_blas_thread_and_restores_the_count():
+    """kernels/cpu/gemm.py: a product under SMALL_MACS multiply-adds runs on one OpenBLAS thread,
+    a larger one on the default count, and the count is back to the default afterwards."""
+    from threadpoolctl import threadpool_info
+
+    from minicnn.kernels.cpu import gemm
+
+    set_threads, default = gemm._openblas()
+    if set_threads is None or default <= 1:
+        pytest.skip("needs OpenBLAS with more than one thread")
+    calls = []
+    gemm._blas[0] = lambda n: (calls.append(n), set_threads(n))
+    try:
+        a = np.ones((8, 8), np.float32)
+        np.testing.assert_array_equal(gemm.matmul(a, a, trans_b=True), 8)
+        assert calls == [1, default]
+        calls.clear()
+        big = np.ones((256, 256), np.float32)       # 2^24 multiply-adds: SMALL_MACS
+        gemm.matmul(big, big)
+        assert calls == []
+    finally:
+        gemm._blas[0] = set_threads
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"]
+    assert counts and all(n == default for n in counts)

@@ -15,7 +15,7 @@ import numpy as np
 
 SMALL_MACS = 1 << 24   # below this many multiply-adds per product: one BLAS thread
 
-_blas = []  # [controller, default thread count] once looked up; [None, 0] without OpenBLAS
+_blas = []  # [set_num_threads, default thread count] once looked up; [None, 0] without OpenBLAS
 
 
 def _openblas():
@@ -25,19 +25,25 @@ def _openblas():
             found = ThreadpoolController().select(internal_api="openblas").lib_controllers
         except Exception:  # no threadpoolctl, or a BLAS it cannot drive: keep NumPy's defaults
             found = []
-        _blas.extend([found[0], found[0].num_threads] if found else [None, 0])
+        if found:
+            # OpenBLAS's own C setter when threadpoolctl can name it (its Python wrapper costs
+            # ~15 us a call, and LeNet's training step makes 28 calls), else the wrapper
+            setter = getattr(found[0], "_get_symbol", lambda name: None)("openblas_set_num_threads")
+            _blas.extend([setter or found[0].set_num_threads, found[0].num_threads])
+        else:
+            _blas.extend([None, 0])
     return _blas
 
 
 def matmul(a, b, trans_a=False, trans_b=False, out=None):
     A = np.swapaxes(a, -1, -2) if trans_a else a
     B = np.swapaxes(b, -1, -2) if trans_b else b
-    blas, threads = _openblas()
+    set_threads, threads = _openblas()
     macs = A.shape[-2] * A.shape[-1] * B.shape[-1]
-    if blas is None or threads <= 1 or macs >= SMALL_MACS:
+    if set_threads is None or threads <= 1 or macs >= SMALL_MACS:
         return np.matmul(A, B, out=out)
-    blas.set_num_threads(1)
+    set_threads(1)
     try:
         return np.matmul(A, B, out=out)
     finally:
-        blas.set_num_threads(threads)
+        set_threads(threads)
