@@ -41,12 +41,18 @@ def _split_columns(plane, xs, top, left):
     padded, its even (p = 0) and odd (p = 1) padded columns laid apart."""
     xs[:] = 0
     H, W = plane.shape
+    p0, p1 = left % 2, (left + 1) % 2            # where columns 2q and 2q + 1 of the plane go
+    k0, k1 = left // 2, (left + 1) // 2
+    pairs = min(W // 2, xs.shape[2] - max(k0, k1))
     for r in range(min(H, xs.shape[0] - top)):
-        for p in range(2):
-            k0 = (left - p + 1) // 2                     # the first k with 2k + p - left >= 0
-            k1 = min(xs.shape[2], (W + left - p + 1) // 2)   # ... and past the last one < W
-            for k in range(k0, k1):
-                xs[top + r, p, k] = plane[r, 2 * k + p - left]
+        src, even, odd = plane[r], xs[top + r, p0], xs[top + r, p1]
+        for q in range(pairs):                   # two neighbours at a time: a vector loop
+            even[k0 + q] = src[2 * q]
+            odd[k1 + q] = src[2 * q + 1]
+        for q in range(2 * pairs, W):            # an odd width's last column, or what fits
+            col = left + q
+            if col // 2 < xs.shape[2]:
+                xs[top + r, col % 2, col // 2] = src[q]
 
 
 @kernel
