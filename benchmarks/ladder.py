@@ -41,7 +41,8 @@ except ImportError:  # the [bench] extra is optional
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
-# name: (N, C, H, W, O, k, stride, pad, groups)
+# name: (N, C, H, W, O, k, stride, pad, groups). All but LeNet's conv1 are the shapes issue #3
+# names; the summary gives the median over those six and over all seven.
 CONV_CASES = {
     "lenet.conv1 b64": (64, 1, 28, 28, 6, 5, 1, 2, 1),
     "lenet.conv2 b128": (128, 6, 14, 14, 16, 5, 1, 0, 1),
@@ -347,8 +348,11 @@ def main(argv=None):
     conv = [r["numba_vs_pytorch"] for r in rows if r["kind"] == "conv" and r.get("gemm_ceiling") and r["numba_vs_pytorch"]]
     layer = [r["numba_vs_pytorch"] for r in rows if r["kind"] == "layer" and r["numba_vs_pytorch"]]
     b32 = [100 * r["gemm_ceiling"] / r["numba"] for r in rows if "b32" in r["case"]]
+    named = [r["numba_vs_pytorch"] for r in rows if r["kind"] == "conv" and r.get("gemm_ceiling")
+             and r["numba_vs_pytorch"] and not r["case"].startswith("conv2d lenet.conv1")]
     summary = {
         "conv_median_numba_vs_pytorch": float(np.median(conv)) if conv else None,
+        "conv_median_named_six_numba_vs_pytorch": float(np.median(named)) if named else None,
         "layers_worst_numba_vs_pytorch": float(max(layer)) if layer else None,
         "conv_batch32_pct_of_sgemm_min": float(min(b32)) if b32 else None,
         "kernels_reference_over_numba_min": float(min(r["reference"] / r["numba"] for r in rows if r["kind"] == "kernel")),
