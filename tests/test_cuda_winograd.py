@@ -78,6 +78,16 @@ def test_input_transform(geom, dtype, seed):
 
 
 @FEW
+@given(geometry(), dtypes, seeds)
+def test_input_grad_transform(geom, dtype, seed):
+    N, C, H, W, pt, pl, oh, ow = geom
+    th, tw = RW.tiles(oh, ow)
+    dv = randn(np.random.default_rng(seed), (16, C, N * th * tw), dtype)
+    close(GW.input_grad_transform(dev(dv), N, H, W, pt, pl, oh, ow),
+          RW.input_grad_transform(dv, N, H, W, pt, pl, oh, ow), dv)
+
+
+@FEW
 @given(geometry(), st.integers(1, 3), dtypes, seeds)
 def test_output_and_grad_output_transform(geom, O, dtype, seed):
     N, _, _, _, _, _, oh, ow = geom
@@ -107,8 +117,9 @@ def test_weight_transform_default_is_no_flip():
 
 
 def test_transforms_are_adjoint_pairs():
-    """<output_transform(m), g> = <m, grad_output_transform(g)> and
-    <weight_transform(w), du> = <w, weight_grad_transform(du)>, on the CUDA kernels alone."""
+    """<output_transform(m), g> = <m, grad_output_transform(g)>, the same for input_transform and
+    input_grad_transform, and <weight_transform(w), du> = <w, weight_grad_transform(du)>, on the
+    CUDA kernels alone."""
     rng = np.random.default_rng(7)
     N, O, Cg, oh, ow = 2, 2, 3, 5, 3                 # odd sizes: the cropped tile edges count
     th, tw = GW.tiles(oh, ow)
@@ -116,6 +127,12 @@ def test_transforms_are_adjoint_pairs():
     g = randn(rng, (N, O, oh, ow), np.float64)
     lhs = np.sum(host(GW.output_transform(dev(m), N, oh, ow)) * g)
     rhs = np.sum(m * host(GW.grad_output_transform(dev(g))))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
+    H, W, pt, pl = oh, ow, 1, 1                      # <input_transform(x), dV> = <x, input_grad(dV)>
+    x = randn(rng, (N, O, H, W), np.float64)
+    dv = randn(rng, (16, O, N * th * tw), np.float64)
+    lhs = np.sum(host(GW.input_transform(dev(x), pt, pl, oh, ow)) * dv)
+    rhs = np.sum(x * host(GW.input_grad_transform(dev(dv), N, H, W, pt, pl, oh, ow)))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
     w = randn(rng, (O, Cg, 3, 3), np.float64)
     du = randn(rng, (16, O, Cg), np.float64)

@@ -59,6 +59,27 @@ def test_numba_transforms_equal_reference(dtype, case, seed):
     for flip in (False, True):
         _close(numba_w.weight_transform(w, flip), ref_w.weight_transform(w, flip), dtype)
     _close(numba_w.weight_grad_transform(du), ref_w.weight_grad_transform(du), dtype)
+    dv = rng.standard_normal((16, C, N * th * tw)).astype(dtype)
+    _close(numba_w.input_grad_transform(dv, N, H, W, pt, pl, oh, ow),
+           ref_w.input_grad_transform(dv, N, H, W, pt, pl, oh, ow), dtype)
+
+
+@settings(max_examples=25)
+@given(case=cases(), seed=seeds)
+def test_grad_transforms_are_adjoints(case, seed):
+    """<input_transform(x), dV> = <x, input_grad_transform(dV)> and <output_transform(M), g> =
+    <M, grad_output_transform(g)> (float64, reference and Numba): what makes them gradients."""
+    N, C, O, H, W, pt, pl = case
+    rng = np.random.default_rng(seed)
+    oh, ow = H + 2 * pt - 2, W + 2 * pl - 2
+    th, tw = ref_w.tiles(oh, ow)
+    x, g = rng.standard_normal((N, C, H, W)), rng.standard_normal((N, O, oh, ow))
+    dv, m = rng.standard_normal((16, C, N * th * tw)), rng.standard_normal((16, O, N * th * tw))
+    for k in (ref_w, numba_w):
+        np.testing.assert_allclose(np.sum(k.input_transform(x, pt, pl, oh, ow) * dv),
+                                   np.sum(x * k.input_grad_transform(dv, N, H, W, pt, pl, oh, ow)), rtol=1e-10)
+        np.testing.assert_allclose(np.sum(k.output_transform(m, N, oh, ow) * g),
+                                   np.sum(m * k.grad_output_transform(g)), rtol=1e-10)
 
 
 def _direct(x, w, pt, pl, oh, ow):
@@ -80,11 +101,16 @@ def test_reference_algebra(case, seed):
     v = ref_w.input_transform(x, pt, pl, oh, ow)
     y = ref_w.output_transform(ref_w.weight_transform(w) @ v, N, oh, ow)
     np.testing.assert_allclose(y, _direct(x, w, pt, pl, oh, ow), atol=1e-12)
-    # dx: g convolved with the flipped kernel, channels swapped, padding 2 - p
+    # dx = sum over tiles of B (U^T Gh) B^T, the transforms read backwards (what conv2d does) ...
+    dcols = np.matmul(w.reshape(O, -1).T, g.reshape(N, O, -1))
+    want = ref_conv.col2im(dcols, H, W, 3, 3, 1, 1, pt, pl, 1, 1, oh, ow)
+    gh = ref_w.grad_output_transform(g)
+    dv = np.swapaxes(ref_w.weight_transform(w), 1, 2) @ gh
+    np.testing.assert_allclose(ref_w.input_grad_transform(dv, N, H, W, pt, pl, oh, ow), want, atol=1e-12)
+    # ... = g convolved with the flipped kernel, channels swapped, padding 2 - p
     uf = ref_w.weight_transform(w, flip=True)
     dx = ref_w.output_transform(np.swapaxes(uf, 1, 2) @ ref_w.input_transform(g, 2 - pt, 2 - pl, H, W), N, H, W)
-    dcols = np.matmul(w.reshape(O, -1).T, g.reshape(N, O, -1))
-    np.testing.assert_allclose(dx, ref_conv.col2im(dcols, H, W, 3, 3, 1, 1, pt, pl, 1, 1, oh, ow), atol=1e-12)
+    np.testing.assert_allclose(dx, want, atol=1e-12)
     # dw = G^T (sum_t Gh V^T) G
     dw = ref_w.weight_grad_transform(ref_w.grad_output_transform(g) @ np.swapaxes(v, 1, 2))
     cols = ref_conv.im2col(x, 3, 3, 1, 1, pt, pl, 1, 1, oh, ow)

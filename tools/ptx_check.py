@@ -107,6 +107,7 @@ def signatures(f):
         ("optim", "_adam_kernel"): (a1,) * 5 + (f,) * 5 + (boolean,) * 3 + (f, f, f),
         ("winograd", "_input_transform_kernel"): (a4, a3) + (n,) * 4 + (f,),
         ("winograd", "_output_transform_kernel"): (a3, a4, a1, n, n),
+        ("winograd", "_input_grad_transform_kernel"): (a3, a4, n, n, n, n, f),
         ("winograd", "_grad_output_transform_kernel"): (a4, a3, n, n, f),
         ("winograd", "_weight_transform_kernel"): (a4, a3, boolean, f),
         ("winograd", "_weight_grad_transform_kernel"): (a3, a4, f),

@@ -55,6 +55,28 @@ def _split_columns(plane, xs, top, left):
                 xs[top + r, col % 2, col // 2] = src[q]
 
 
+@kernel(parallel=False)
+def _merge_columns(xs, plane, top, left):
+    """plane[r, q] = xs[top + r, p, k] with 2k + p = q + left (0 where xs ends): the inverse of
+    _split_columns, cropping the padding away."""
+    H, W = plane.shape
+    p0, p1 = left % 2, (left + 1) % 2
+    k0, k1 = left // 2, (left + 1) // 2
+    pairs = min(W // 2, xs.shape[2] - max(k0, k1))
+    for r in range(H):
+        dst = plane[r]
+        if top + r >= xs.shape[0]:
+            dst[:] = 0
+            continue
+        even, odd = xs[top + r, p0], xs[top + r, p1]
+        for q in range(pairs):                   # two neighbours at a time: a vector loop
+            dst[2 * q] = even[k0 + q]
+            dst[2 * q + 1] = odd[k1 + q]
+        for q in range(2 * pairs, W):
+            col = left + q
+            dst[q] = xs[top + r, col % 2, col // 2] if col // 2 < xs.shape[2] else 0
+
+
 @kernel
 def input_transform(x, pt, pl, oh, ow):
     N, C, H, W = x.shape
@@ -87,6 +109,39 @@ def input_transform(x, pt, pl, oh, ow):
                         V[4 * a + 2, c, t0 + tx] = ev[tx + 1] - od[tx]
                         V[4 * a + 3, c, t0 + tx] = od[tx] - od[tx + 1]
     return V
+
+
+@kernel
+def input_grad_transform(dv, N, H, W, pt, pl, oh, ow):
+    _, C, T = dv.shape
+    th, tw = tiles(oh, ow)
+    dx = np.empty((N, C, H, W), dtype=dv.dtype)
+    for c in prange(C):
+        ps = np.empty((2 * th + 2, 2, tw + 1), dtype=dv.dtype)   # the padded plane, columns split
+        r = np.empty((4, 4, tw), dtype=dv.dtype)                 # r[k, b] = row k of B dV, column b
+        for n in range(N):
+            ps[:] = 0
+            for ty in range(th):
+                t0 = (n * th + ty) * tw
+                for b in range(4):                               # down the columns: B dV
+                    e0, e1 = dv[b, c, t0:t0 + tw], dv[4 + b, c, t0:t0 + tw]
+                    e2, e3 = dv[8 + b, c, t0:t0 + tw], dv[12 + b, c, t0:t0 + tw]
+                    for tx in range(tw):
+                        r[0, b, tx] = e0[tx]
+                        r[1, b, tx] = e1[tx] - e2[tx] + e3[tx]
+                        r[2, b, tx] = e1[tx] + e2[tx] - e0[tx]
+                        r[3, b, tx] = -e3[tx]
+                for k in range(4):                               # along the rows: (B dV) B^T,
+                    ev, od = ps[2 * ty + k, 0], ps[2 * ty + k, 1]   # added where the tile was read
+                    q0, q1, q2, q3 = r[k, 0], r[k, 1], r[k, 2], r[k, 3]
+                    for tx in range(tw):                         # columns 2tx and 2tx + 1
+                        ev[tx] += q0[tx]
+                        od[tx] += q1[tx] - q2[tx] + q3[tx]
+                    for tx in range(tw):                         # columns 2tx + 2 and 2tx + 3
+                        ev[tx + 1] += q1[tx] + q2[tx] - q0[tx]
+                        od[tx + 1] -= q3[tx]
+            _merge_columns(ps, dx[n, c], pt, pl)                 # crop the padding away
+    return dx
 
 
 @kernel

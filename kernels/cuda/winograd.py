@@ -28,6 +28,8 @@ How the transforms are computed
 Thread-to-data mapping (every thread owns what it writes: no atomics, no races)
     input_transform:       one thread per (c, t), flat over C*T; reads its 4x4 tile (0 outside
                            the input), writes the 16 values V[:, c, t].
+    input_grad_transform:  one thread per input pixel (n, c, y, x); gathers from the (at most
+                           four) overlapping tiles that read it, writes dx[n, c, y, x].
     output_transform:      one thread per (o, t), flat over O*T; reads M[:, o, t], writes the
                            2x2 output tile, cropping the parts past oh / ow.
     grad_output_transform: one thread per (o, t); reads the 2x2 gradient tile (0 past oh / ow),
@@ -136,6 +138,57 @@ def input_transform(x, pt, pl, oh, ow):
     if v.size:
         _input_transform_kernel[blocks(C * N * th * tw), THREADS](x, v, pt, pl, th, tw, scalar(0, x.dtype))
     return v
+
+
+# ---- input gradient transform: dx = sum over tiles of B dV B^T ------------------------------
+@cuda.jit(device=True)
+def _b(k, e0, e1, e2, e3):
+    """Row k of B (e0, e1, e2, e3), B the adjoint of B^T."""
+    if k == 0:
+        return e0
+    if k == 1:
+        return e1 - e2 + e3
+    if k == 2:
+        return e1 + e2 - e0
+    return -e3
+
+
+@cuda.jit
+def _input_grad_transform_kernel(dv, dx, pt, pl, th, tw, zero):
+    i = cuda.grid(1)
+    N, C, H, W = dx.shape
+    if i >= N * C * H * W:
+        return
+    x = i % W
+    y = (i // W) % H
+    c = (i // (W * H)) % C
+    n = i // (W * H * C)
+    py = y + pt                           # the pixel in padded coordinates
+    px = x + pl
+    acc = zero
+    for ty in range(py // 2 - 1, py // 2 + 1):     # the (at most 2 x 2) tiles that read it
+        if 0 <= ty < th:
+            k = py - 2 * ty               # its row in those tiles
+            for tx in range(px // 2 - 1, px // 2 + 1):
+                if 0 <= tx < tw:
+                    t = (n * th + ty) * tw + tx
+                    r0 = _b(k, dv[0, c, t], dv[4, c, t], dv[8, c, t], dv[12, c, t])
+                    r1 = _b(k, dv[1, c, t], dv[5, c, t], dv[9, c, t], dv[13, c, t])
+                    r2 = _b(k, dv[2, c, t], dv[6, c, t], dv[10, c, t], dv[14, c, t])
+                    r3 = _b(k, dv[3, c, t], dv[7, c, t], dv[11, c, t], dv[15, c, t])
+                    acc += _b(px - 2 * tx, r0, r1, r2, r3)
+    dx[n, c, y, x] = acc
+
+
+def input_grad_transform(dv, N, H, W, pt, pl, oh, ow):
+    """dV (16, C, T) -> dx (N, C, H, W), the adjoint of input_transform: each tile adds B dV B^T
+    where it was read (a gather: one thread per input pixel sums the tiles covering it)."""
+    C = dv.shape[1]
+    th, tw = tiles(oh, ow)
+    dx = empty((N, C, H, W), dv.dtype)
+    if dx.size:
+        _input_grad_transform_kernel[blocks(dx.size), THREADS](dv, dx, pt, pl, th, tw, scalar(0, dv.dtype))
+    return dx
 
 
 # ---- output transform: y = A^T m A ---------------------------------------------------------

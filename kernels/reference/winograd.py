@@ -18,11 +18,15 @@ one per position xi = 4a + b of the 4x4 transformed tile:
 
 2.25x fewer multiplications than im2col's GEMM; the transforms only add and subtract.
 
-The backward passes reuse the same three transforms:
-    dx  = the same convolution of the output gradient g with the kernel rotated by 180 degrees
-          (and in/out channels swapped), padded by 2 - pt on top and 2 - pl on the left;
-    dw  = G^T [ sum_tiles (A dY A^T) * (B^T d B) ] G,  i.e. dU[xi] = Gh[xi] @ V[xi]^T with
-          Gh = A dY A^T (grad_output_transform) and dw = G^T dU G (weight_grad_transform).
+The backward passes are the same algebra read backwards (each transform's adjoint):
+    Gh  = A dY A^T for every 2x2 output-gradient tile (grad_output_transform: output_transform's
+          adjoint), computed once and used twice;
+    dx  = sum over tiles of B dV B^T put back where the tile was read, with dV[xi] = U[xi]^T @ Gh[xi]
+          (input_grad_transform: input_transform's adjoint; overlapping tiles add up);
+    dw  = G^T dU G with dU[xi] = Gh[xi] @ V[xi]^T (weight_grad_transform).
+Equivalently dx is the convolution of g with the kernel rotated by 180 degrees (in/out channels
+swapped, padding 2 - pt, 2 - pl); weight_transform(w, flip=True) transforms that kernel, and the
+tests check that both give the same dx.
 
 Shapes
     N, C, H, W   input;  O output channels;  Cg = C / groups
@@ -67,6 +71,24 @@ def input_transform(x, pt, pl, oh, ow):
     bt = BT.astype(x.dtype)
     v = _sandwich(bt, d, bt)                                    # B^T d B  (N, C, th, tw, 4, 4)
     return np.ascontiguousarray(v.transpose(4, 5, 1, 0, 2, 3)).reshape(16, C, N * th * tw)
+
+
+def input_grad_transform(dv, N, H, W, pt, pl, oh, ow):
+    """dV (16, C, T) -> dx (N, C, H, W), the adjoint of input_transform: every tile t adds
+    B dV_t B^T into the 4x4 input window it was read from; what lands in the padding is dropped."""
+    _, C, T = dv.shape
+    th, tw = tiles(oh, ow)
+    b = BT.T.astype(dv.dtype)
+    e = dv.reshape(4, 4, C, N, th, tw).transpose(3, 2, 4, 5, 0, 1)     # (N, C, th, tw, 4, 4)
+    d = _sandwich(b, e, b)                                              # B dV B^T
+    xp = np.zeros((N, C, 2 * th + 2, 2 * tw + 2), dtype=dv.dtype)
+    for i in range(4):                      # tiles overlap by 2: their contributions add up
+        for j in range(4):
+            xp[:, :, i:i + 2 * th:2, j:j + 2 * tw:2] += d[..., i, j]
+    dx = np.zeros((N, C, H, W), dtype=dv.dtype)
+    rows, cols = min(H, xp.shape[2] - pt), min(W, xp.shape[3] - pl)
+    dx[:, :, :rows, :cols] = xp[:, :, pt:pt + rows, pl:pl + cols]
+    return dx
 
 
 def output_transform(m, N, oh, ow, bias=None):

@@ -167,7 +167,7 @@ def _add_weight_grad(dw3, g4, cols4):
 def _use_winograd(kh, kw, geometry, Cg, Og):
     sh, sw, pt, pl, dh, dw, oh, ow = geometry
     return (WINOGRAD and kh == kw == 3 and sh == sw == dh == dw == 1
-            and 0 <= pt <= 2 and 0 <= pl <= 2      # the input gradient pads by 2 - pt, 2 - pl
+            and 0 <= pt <= 2 and 0 <= pl <= 2      # "same" and every padding a 3x3 layer uses
             and min(Cg, Og) >= WINOGRAD_MIN_CHANNELS)
 
 
@@ -182,11 +182,10 @@ def _winograd_chunk(N, C, O, tiles, itemsize):
     return max(1, min(N, budget // max(per_sample_bytes, 1)))
 
 
-def _winograd_conv(KW, GM, E, u4, x, pt, pl, oh, ow, out, transposed=False, bias=None):
+def _winograd_conv(KW, GM, E, u4, x, pt, pl, oh, ow, out, bias=None):
     """out (N, O, oh, ow) = the 3x3 convolution of x (N, C, H, W) with the transformed kernel
-    u4 (16, G, O/G, C/G), or u4 read transposed when `transposed` (it is then (16, G, C/G, O/G):
-    the input gradient reuses the forward's layout), plus bias (O,) if given. Returns out and,
-    when the whole batch went through in one chunk, its transformed input V (16, C, T), else None."""
+    u4 (16, G, O/G, C/G), plus bias (O,) if given. Returns out and, when the whole batch went
+    through in one chunk, its transformed input V (16, C, T), else None."""
     N, C = x.shape[:2]
     O, G = out.shape[1], u4.shape[1]
     th, tw = KW.tiles(oh, ow)
@@ -196,7 +195,7 @@ def _winograd_conv(KW, GM, E, u4, x, pt, pl, oh, ow, out, transposed=False, bias
         sl = slice(s, s + step)
         v = KW.input_transform(x[sl], pt, pl, oh, ow)                 # V = B^T d B  (16, C, T)
         n, T = v.shape[2] // (th * tw), v.shape[2]
-        m = GM.matmul(u4, v.reshape(16, G, C // G, T), trans_a=transposed)   # M = U V per xi
+        m = GM.matmul(u4, v.reshape(16, G, C // G, T))                # M = U V per xi
         y = KW.output_transform(m.reshape(16, O, T), n, oh, ow, bias)  # Y = A^T M A + b
         if n == N:
             out = y                                                    # one chunk: no copy
@@ -232,34 +231,39 @@ class Winograd2d(Function):
         O, Cg = weight.shape[:2]
         Og = O // G
         g = E.contiguous(g, x.dtype)
-        dx = dweight = dbias = None
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = ctx.has_bias and ctx.needs_input_grad[2]
-        if ctx.needs_input_grad[0]:
-            # dx = g convolved with the kernel rotated by 180 degrees and in/out channels
-            # swapped (the flipped U read transposed), padded by 2 - pt on top, 2 - pl on the left
-            uf = KW.weight_transform(weight, True).reshape(16, G, Og, Cg)
-            dx, _ = _winograd_conv(KW, GM, E, uf, g, 2 - pt, 2 - pl, H, W,
-                                   E.empty((N, C, H, W), x.dtype), transposed=True)
-        if ctx.needs_input_grad[1]:
-            # dU[xi] = sum over tiles of Gh[xi] V[xi]^T with Gh = A g A^T;  then dw = G^T dU G
-            step = _winograd_chunk(N, C, O, KW.tiles(oh, ow), x.dtype.itemsize)
-            du = E.zeros((16, G, Og, Cg), x.dtype)
-            tmp = E.empty((16, G, Og, Cg), x.dtype)
-            dbias = E.zeros((O,), x.dtype) if need_b else None
-            R = lookup("reduce", x)
-            for s in range(0, N, step):
-                sl = slice(s, s + step)
+        # Everything runs backwards through the forward's transforms, from Gh = A g A^T:
+        #   dV = U^T Gh per xi, dx = sum over tiles of B dV B^T     (input_grad_transform)
+        #   dU = Gh V^T per xi, dw = G^T dU G                        (weight_grad_transform)
+        #   db = the sum of Gh[5] over tiles (Gh[5] = g00 + g01 + g10 + g11 of each tile)
+        dx = E.empty((N, C, H, W), x.dtype) if need_x else None
+        du = E.zeros((16, G, Og, Cg), x.dtype) if need_w else None
+        tmp = E.empty((16, G, Og, Cg), x.dtype) if need_w else None
+        dbias = E.zeros((O,), x.dtype) if need_b else None
+        u4 = KW.weight_transform(weight).reshape(16, G, Og, Cg) if need_x else None
+        R = lookup("reduce", x)
+        step = _winograd_chunk(N, C, O, KW.tiles(oh, ow), x.dtype.itemsize)
+        for s in range(0, N, step):
+            sl = slice(s, s + step)
+            gh = KW.grad_output_transform(g[sl])                           # (16, O, T)
+            n, T = min(N, s + step) - s, gh.shape[2]
+            gh4 = gh.reshape(16, G, Og, T)
+            if need_x:
+                dv = GM.matmul(u4, gh4, trans_a=True)                      # (16, G, Cg, T)
+                part = KW.input_grad_transform(dv.reshape(16, C, T), n, H, W, pt, pl, oh, ow)
+                if n == N:
+                    dx = part                                              # one chunk: no copy
+                else:
+                    E.assign(dx[sl], part)
+            if need_w:  # V kept from the forward when the batch was one chunk, else recomputed
                 v = ctx.v if ctx.v is not None else KW.input_transform(x[sl], pt, pl, oh, ow)
-                gh = KW.grad_output_transform(g[sl])                       # (16, O, T)
-                T = gh.shape[2]
-                GM.matmul(gh.reshape(16, G, Og, T), v.reshape(16, G, Cg, T), trans_b=True, out=tmp)
+                GM.matmul(gh4, v.reshape(16, G, Cg, T), trans_b=True, out=tmp)
                 E.add(du, tmp, out=du)
-                if need_b:  # Gh[5] = g00 + g01 + g10 + g11, the sum of each (zero-padded) tile
-                    E.add(dbias, R.sum(gh[5], (1,)), out=dbias)
-            dweight = KW.weight_grad_transform(du.reshape(16, O, Cg))
+            if need_b:
+                E.add(dbias, R.sum(gh[5], (1,)), out=dbias)
         ctx.v = None                    # free it; a second backward would recompute it
-        if need_b and dbias is None:
-            dbias = lookup("reduce", g).sum(g.reshape(N, O, oh * ow), (0, 2)).reshape(O)
+        dweight = KW.weight_grad_transform(du.reshape(16, O, Cg)) if need_w else None
         return dx, dweight, dbias
 
 
