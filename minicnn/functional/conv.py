@@ -220,6 +220,7 @@ class Winograd2d(Function):
         ctx.save_for_backward(x, weight)
         ctx.geometry, ctx.groups, ctx.has_bias = geometry, groups, bias is not None
         ctx.v = v if ctx.needs_input_grad[1] else None    # kept for dw when it was one chunk
+        ctx.u4 = u4 if ctx.needs_input_grad[0] else None  # for dx (2.25x the weight's size)
         return out
 
     @staticmethod
@@ -241,7 +242,7 @@ class Winograd2d(Function):
         du = E.zeros((16, G, Og, Cg), x.dtype) if need_w else None
         tmp = E.empty((16, G, Og, Cg), x.dtype) if need_w else None
         dbias = E.zeros((O,), x.dtype) if need_b else None
-        u4 = KW.weight_transform(weight).reshape(16, G, Og, Cg) if need_x else None
+        u4 = ctx.u4
         R = lookup("reduce", x)
         step = _winograd_chunk(N, C, O, KW.tiles(oh, ow), x.dtype.itemsize)
         for s in range(0, N, step):
