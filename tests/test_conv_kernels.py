@@ -167,3 +167,32 @@ def test_cpu_gemm_runs_small_products_on_one_blas_thread_and_restores_the_count(
         gemm._blas[0] = set_threads
     counts = [lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"]
     assert counts and all(n == default for n in counts)
+
+
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("given_out", [False, True])
+def test_cpu_gemm_split_batches_equal_numpy(trans_a, trans_b, given_out):
+    """Batches of small products run as two halves in two threads: the same numbers as one
+    np.matmul, with a shared (broadcast) operand, a batch of both, and an odd batch size."""
+    from minicnn.kernels.cpu import gemm
+
+    rng = np.random.default_rng(0)
+    cases = [((2, 16, 150), (33, 2, 150, 100)),      # a shared weight (G, Og, Kg) against a batch
+             ((33, 1, 16, 100), (33, 1, 100, 150)),  # both batched (the weight gradient)
+             ((1, 6, 25), (64, 1, 25, 784))]         # a leading 1 that broadcasts
+    for sa, sb in cases:
+        a = rng.standard_normal(sa).astype(np.float32)
+        b = rng.standard_normal(sb).astype(np.float32)
+        if trans_a:
+            a = np.ascontiguousarray(np.swapaxes(a, -1, -2))
+        if trans_b:
+            b = np.ascontiguousarray(np.swapaxes(b, -1, -2))
+        want = np.matmul(np.swapaxes(a, -1, -2) if trans_a else a, np.swapaxes(b, -1, -2) if trans_b else b)
+        macs = want.shape[-2] * want.shape[-1] * (a.shape[-2] if trans_a else a.shape[-1])
+        assert macs < gemm.SMALL_MACS and macs * np.prod(want.shape[:-2]) >= gemm.SPLIT_MACS
+        out = np.full(want.shape, np.nan, np.float32) if given_out else None
+        got = gemm.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        if given_out:
+            assert got is out
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5)   # the same BLAS kernels
