@@ -171,11 +171,18 @@ def test_cpu_gemm_runs_small_products_on_one_blas_thread_and_restores_the_count(
 
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("given_out", [False, True])
-def test_cpu_gemm_split_batches_equal_numpy(trans_a, trans_b, given_out):
-    """Batches of small products run as two halves in two threads: the same numbers as one
-    np.matmul, with a shared (broadcast) operand, a batch of both, and an odd batch size."""
+def test_cpu_gemm_split_batches_equal_numpy(monkeypatch, trans_a, trans_b, given_out):
+    """Batches of small products run in parts, one per BLAS thread, in threads of their own:
+    the same numbers as one np.matmul, with a shared (broadcast) operand, a batch of both, and
+    an odd batch size."""
     from minicnn.kernels.cpu import gemm
 
+    set_threads, default = gemm._openblas()
+    if set_threads is None or default <= 1:
+        pytest.skip("needs OpenBLAS with more than one thread")
+    split = []
+    in_parts = gemm._in_parts
+    monkeypatch.setattr(gemm, "_in_parts", lambda *args: (split.append(args[-1]), in_parts(*args))[1])
     rng = np.random.default_rng(0)
     cases = [((2, 16, 150), (33, 2, 150, 100)),      # a shared weight (G, Og, Kg) against a batch
              ((33, 1, 16, 100), (33, 1, 100, 150)),  # both batched (the weight gradient)
@@ -196,3 +203,5 @@ def test_cpu_gemm_split_batches_equal_numpy(trans_a, trans_b, given_out):
         if given_out:
             assert got is out
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5)   # the same BLAS kernels
+        assert split and split[-1] == min(default, want.shape[0])
+        split.clear()
