@@ -345,11 +345,11 @@ def main(argv=None):
     rows = conv_rows(repeats, rate) + layer_rows(repeats) + kernel_rows(repeats)
     for r in rows:
         r["numba_vs_pytorch"] = ratio(r["numba"], r.get("pytorch"))
-    conv = [r["numba_vs_pytorch"] for r in rows if r["kind"] == "conv" and r.get("gemm_ceiling") and r["numba_vs_pytorch"]]
+    timed = [r for r in rows if r["kind"] == "conv" and r.get("gemm_ceiling") and r["numba_vs_pytorch"]]
+    conv = [r["numba_vs_pytorch"] for r in timed]
+    named = [r["numba_vs_pytorch"] for r in timed if not r["case"].startswith("conv2d lenet.conv1")]
     layer = [r["numba_vs_pytorch"] for r in rows if r["kind"] == "layer" and r["numba_vs_pytorch"]]
     b32 = [100 * r["gemm_ceiling"] / r["numba"] for r in rows if "b32" in r["case"]]
-    named = [r["numba_vs_pytorch"] for r in rows if r["kind"] == "conv" and r.get("gemm_ceiling")
-             and r["numba_vs_pytorch"] and not r["case"].startswith("conv2d lenet.conv1")]
     summary = {
         "conv_median_numba_vs_pytorch": float(np.median(conv)) if conv else None,
         "conv_median_named_six_numba_vs_pytorch": float(np.median(named)) if named else None,

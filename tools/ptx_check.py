@@ -109,7 +109,7 @@ def signatures(f):
         ("winograd", "_output_transform_kernel"): (a3, a4, a1, n, n),
         ("winograd", "_input_grad_transform_kernel"): (a3, a4, n, n, n, n, f),
         ("winograd", "_grad_output_transform_kernel"): (a4, a3, n, n, f),
-        ("winograd", "_weight_transform_kernel"): (a4, a3, boolean, f),
+        ("winograd", "_weight_transform_kernel"): (a4, a3, f),
         ("winograd", "_weight_grad_transform_kernel"): (a3, a4, f),
     }
 

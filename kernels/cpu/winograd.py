@@ -36,14 +36,20 @@ def tiles(oh, ow):
 
 
 @kernel(parallel=False)
+def _column_pairs(left, W, half):
+    """Where plane columns 2q and 2q + 1 go in a split row (xs[row, p, k], 2k + p = column +
+    left): (p0, k0 + q) and (p1, k1 + q), and for how many q both fit (pairs)."""
+    k0, k1 = left // 2, (left + 1) // 2
+    return left % 2, (left + 1) % 2, k0, k1, min(W // 2, half - max(k0, k1))
+
+
+@kernel(parallel=False)
 def _split_columns(plane, xs, top, left):
     """xs[top + r, p, k] = plane[r, 2k + p - left], zeros around (xs (rows, 2, half)): the plane
     padded, its even (p = 0) and odd (p = 1) padded columns laid apart."""
     xs[:] = 0
     H, W = plane.shape
-    p0, p1 = left % 2, (left + 1) % 2            # where columns 2q and 2q + 1 of the plane go
-    k0, k1 = left // 2, (left + 1) // 2
-    pairs = min(W // 2, xs.shape[2] - max(k0, k1))
+    p0, p1, k0, k1, pairs = _column_pairs(left, W, xs.shape[2])
     for r in range(min(H, xs.shape[0] - top)):
         src, even, odd = plane[r], xs[top + r, p0], xs[top + r, p1]
         for q in range(pairs):                   # two neighbours at a time: a vector loop
@@ -60,9 +66,7 @@ def _merge_columns(xs, plane, top, left):
     """plane[r, q] = xs[top + r, p, k] with 2k + p = q + left (0 where xs ends): the inverse of
     _split_columns, cropping the padding away."""
     H, W = plane.shape
-    p0, p1 = left % 2, (left + 1) % 2
-    k0, k1 = left // 2, (left + 1) // 2
-    pairs = min(W // 2, xs.shape[2] - max(k0, k1))
+    p0, p1, k0, k1, pairs = _column_pairs(left, W, xs.shape[2])
     for r in range(H):
         dst = plane[r]
         if top + r >= xs.shape[0]:
@@ -209,7 +213,7 @@ def grad_output_transform(g):
 
 
 @kernel
-def weight_transform(w, flip=False):
+def weight_transform(w):
     O, Cg = w.shape[0], w.shape[1]
     U = np.empty((16, O, Cg), dtype=w.dtype)
     half = w.dtype.type(0.5)                             # exact in any precision
@@ -219,7 +223,7 @@ def weight_transform(w, flip=False):
         for i in range(3):
             for j in range(3):
                 for c in range(Cg):
-                    k[i, j, c] = w[o, c, 2 - i, 2 - j] if flip else w[o, c, i, j]
+                    k[i, j, c] = w[o, c, i, j]
         for j in range(3):                               # down the columns: G w
             for c in range(Cg):
                 gw[0, j, c] = k[0, j, c]

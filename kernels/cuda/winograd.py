@@ -34,8 +34,7 @@ Thread-to-data mapping (every thread owns what it writes: no atomics, no races)
                            2x2 output tile, cropping the parts past oh / ow.
     grad_output_transform: one thread per (o, t); reads the 2x2 gradient tile (0 past oh / ow),
                            writes Gh[:, o, t].
-    weight_transform:      one thread per (o, c), flat over O*Cg; reads w[o, c] (rotated by 180
-                           degrees when flip), writes U[:, o, c].
+    weight_transform:      one thread per (o, c), flat over O*Cg; reads w[o, c], writes U[:, o, c].
     weight_grad_transform: one thread per (o, c); reads dU[:, o, c], writes dw[o, c].
 """
 from numba import cuda
@@ -96,6 +95,14 @@ def _input_row(x, n, c, iy, ix, zero):
 
 
 @cuda.jit(device=True)
+def _tile_of(i, T, th, tw):
+    """Thread i of a flat (channel, tile) grid -> (channel, t, n, 2*ty, 2*tx): the channel, the
+    tile, its sample and the top-left pixel of its 2x2 output block."""
+    t = i % T
+    return i // T, t, t // (th * tw), 2 * ((t // tw) % th), 2 * (t % tw)
+
+
+@cuda.jit(device=True)
 def _put_column(out, b, p, q, v0, v1, v2, v3):
     """Column b of a transformed 4x4 tile: out[4a + b, p, q] = v_a for a = 0..3 (the layout of
     V, Gh and U)."""
@@ -111,11 +118,8 @@ def _input_transform_kernel(x, v, pt, pl, th, tw, zero):
     C, T = v.shape[1], v.shape[2]
     if i >= C * T:
         return
-    c = i // T
-    t = i % T
-    n = t // (th * tw)
-    y0 = 2 * ((t // tw) % th) - pt        # top-left input pixel of the tile
-    x0 = 2 * (t % tw) - pl
+    c, t, n, oy, ox = _tile_of(i, T, th, tw)
+    y0, x0 = oy - pt, ox - pl             # top-left input pixel of the tile
     r0 = _input_row(x, n, c, y0, x0, zero)
     r1 = _input_row(x, n, c, y0 + 1, x0, zero)
     r2 = _input_row(x, n, c, y0 + 2, x0, zero)
@@ -215,11 +219,7 @@ def _output_transform_kernel(m, y, bias, th, tw):
     O, T = m.shape[1], m.shape[2]
     if i >= O * T:
         return
-    o = i // T
-    t = i % T
-    n = t // (th * tw)
-    oy = 2 * ((t // tw) % th)              # top-left output pixel of the tile
-    ox = 2 * (t % tw)
+    o, t, n, oy, ox = _tile_of(i, T, th, tw)
     r0 = _output_row(m, 0, o, t)
     r1 = _output_row(m, 1, o, t)
     r2 = _output_row(m, 2, o, t)
@@ -260,11 +260,7 @@ def _grad_output_transform_kernel(g, gh, th, tw, zero):
     O, T = gh.shape[1], gh.shape[2]
     if i >= O * T:
         return
-    o = i // T
-    t = i % T
-    n = t // (th * tw)
-    gy = 2 * ((t // tw) % th)
-    gx = 2 * (t % tw)
+    o, t, n, gy, gx = _tile_of(i, T, th, tw)
     r0 = _grad_row(g, n, o, gy, gx, zero)
     r1 = _grad_row(g, n, o, gy + 1, gx, zero)
     v0, v1, v2, v3 = _a(r0[0], r1[0])
@@ -290,24 +286,22 @@ def grad_output_transform(g):
 
 # ---- weight transform: U = G w G^T ---------------------------------------------------------
 @cuda.jit(device=True)
-def _weight_row(w, o, c, i, flip, half):
-    """(w G^T)[i, :] = G on row i of the kernel w[o, c] (rotated by 180 degrees when flip)."""
-    if flip:
-        return _g(w[o, c, 2 - i, 2], w[o, c, 2 - i, 1], w[o, c, 2 - i, 0], half)
+def _weight_row(w, o, c, i, half):
+    """(w G^T)[i, :] = G on row i of the kernel w[o, c]."""
     return _g(w[o, c, i, 0], w[o, c, i, 1], w[o, c, i, 2], half)
 
 
 @cuda.jit
-def _weight_transform_kernel(w, u, flip, half):
+def _weight_transform_kernel(w, u, half):
     i = cuda.grid(1)
     O, Cg = w.shape[0], w.shape[1]
     if i >= O * Cg:
         return
     o = i // Cg
     c = i % Cg
-    r0 = _weight_row(w, o, c, 0, flip, half)
-    r1 = _weight_row(w, o, c, 1, flip, half)
-    r2 = _weight_row(w, o, c, 2, flip, half)
+    r0 = _weight_row(w, o, c, 0, half)
+    r1 = _weight_row(w, o, c, 1, half)
+    r2 = _weight_row(w, o, c, 2, half)
     u0, u1, u2, u3 = _g(r0[0], r1[0], r2[0], half)
     _put_column(u, 0, o, c, u0, u1, u2, u3)
     u0, u1, u2, u3 = _g(r0[1], r1[1], r2[1], half)
@@ -318,15 +312,12 @@ def _weight_transform_kernel(w, u, flip, half):
     _put_column(u, 3, o, c, u0, u1, u2, u3)
 
 
-def weight_transform(w, flip=False):
-    """w (O, Cg, 3, 3) -> U (16, O, Cg):  U[4a+b, o, c] = (G w[o, c] G^T)[a, b].
-
-    flip=True transforms the kernel rotated by 180 degrees (w[:, :, ::-1, ::-1]), which the
-    input gradient convolves with."""
+def weight_transform(w):
+    """w (O, Cg, 3, 3) -> U (16, O, Cg):  U[4a+b, o, c] = (G w[o, c] G^T)[a, b]."""
     O, Cg = w.shape[0], w.shape[1]
     u = empty((16, O, Cg), w.dtype)
     if u.size:
-        _weight_transform_kernel[blocks(O * Cg), THREADS](w, u, bool(flip), scalar(0.5, w.dtype))
+        _weight_transform_kernel[blocks(O * Cg), THREADS](w, u, scalar(0.5, w.dtype))
     return u
 
 
@@ -365,7 +356,7 @@ def _weight_grad_transform_kernel(du, dw, half):
 
 def weight_grad_transform(du):
     """dU (16, O, Cg) -> dw (O, Cg, 3, 3):  dw[o, c] = G^T dU[:, o, c] G, the adjoint of
-    weight_transform (without flip)."""
+    weight_transform."""
     O, Cg = du.shape[1], du.shape[2]
     dw = empty((O, Cg, 3, 3), du.dtype)
     if dw.size:

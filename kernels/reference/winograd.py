@@ -25,8 +25,7 @@ The backward passes are the same algebra read backwards (each transform's adjoin
           (input_grad_transform: input_transform's adjoint; overlapping tiles add up);
     dw  = G^T dU G with dU[xi] = Gh[xi] @ V[xi]^T (weight_grad_transform).
 Equivalently dx is the convolution of g with the kernel rotated by 180 degrees (in/out channels
-swapped, padding 2 - pt, 2 - pl); weight_transform(w, flip=True) transforms that kernel, and the
-tests check that both give the same dx.
+swapped, padding 2 - pt, 2 - pl); the tests check that both give the same dx.
 
 Shapes
     N, C, H, W   input;  O output channels;  Cg = C / groups
@@ -117,13 +116,8 @@ def grad_output_transform(g):
     return np.ascontiguousarray(gh.transpose(4, 5, 1, 0, 2, 3)).reshape(16, O, N * th * tw)
 
 
-def weight_transform(w, flip=False):
-    """w (O, Cg, 3, 3) -> U (16, O, Cg):  U[4a+b, o, c] = (G w[o, c] G^T)[a, b].
-
-    flip=True transforms the kernel rotated by 180 degrees (w[:, :, ::-1, ::-1]), which the
-    input gradient convolves with."""
-    if flip:
-        w = w[:, :, ::-1, ::-1]
+def weight_transform(w):
+    """w (O, Cg, 3, 3) -> U (16, O, Cg):  U[4a+b, o, c] = (G w[o, c] G^T)[a, b]."""
     O, Cg = w.shape[:2]
     g = G.astype(w.dtype)
     u = _sandwich(g, w, g)                                              # G w G^T  (O, Cg, 4, 4)
@@ -132,7 +126,7 @@ def weight_transform(w, flip=False):
 
 def weight_grad_transform(du):
     """dU (16, O, Cg) -> dw (O, Cg, 3, 3):  dw[o, c] = G^T dU[:, o, c] G, the adjoint of
-    weight_transform (without flip)."""
+    weight_transform."""
     _, O, Cg = du.shape
     g = G.astype(du.dtype)
     du = du.reshape(4, 4, O, Cg).transpose(2, 3, 0, 1)                  # (O, Cg, 4, 4)
