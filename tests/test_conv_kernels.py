@@ -148,13 +148,13 @@ def test_cpu_gemm_runs_small_products_on_one_blas_thread_and_restores_the_count(
     a larger one on the default count, and the count is back to the default afterwards."""
     from threadpoolctl import threadpool_info
 
-    from minicnn.kernels.cpu import gemm
+    from minicnn.kernels.cpu import _threads, gemm
 
-    set_threads, default = gemm._openblas()
+    set_threads, default = gemm.openblas()
     if set_threads is None or default <= 1:
         pytest.skip("needs OpenBLAS with more than one thread")
     calls = []
-    gemm._blas[0] = lambda n: (calls.append(n), set_threads(n))
+    _threads._blas[0] = lambda n: (calls.append(n), set_threads(n))
     try:
         a = np.ones((8, 8), np.float32)
         np.testing.assert_array_equal(gemm.matmul(a, a, trans_b=True), 8)
@@ -164,7 +164,7 @@ def test_cpu_gemm_runs_small_products_on_one_blas_thread_and_restores_the_count(
         gemm.matmul(big, big)
         assert calls == []
     finally:
-        gemm._blas[0] = set_threads
+        _threads._blas[0] = set_threads
     counts = [lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"]
     assert counts and all(n == default for n in counts)
 
@@ -177,7 +177,7 @@ def test_cpu_gemm_split_batches_equal_numpy(monkeypatch, trans_a, trans_b, given
     an odd batch size."""
     from minicnn.kernels.cpu import gemm
 
-    set_threads, default = gemm._openblas()
+    set_threads, default = gemm.openblas()
     if set_threads is None or default <= 1:
         pytest.skip("needs OpenBLAS with more than one thread")
     split = []
@@ -205,3 +205,89 @@ def test_cpu_gemm_split_batches_equal_numpy(monkeypatch, trans_a, trans_b, given
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5)   # the same BLAS kernels
         assert split and split[-1] == min(default, want.shape[0])
         split.clear()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=20)
+@given(g=geometries())
+def test_serial_twins_equal_reference(dtype, g):
+    """The serial twins (what a slice of a batch runs, kernels/cpu/_threads.py) compute what the
+    parallel kernels and the reference compute, bit for bit."""
+    shape, args = _args(g)
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    cols = ref_conv.im2col(x, *args)
+    np.testing.assert_array_equal(numba_conv._im2col_serial(x, *args), cols)
+    np.testing.assert_array_equal(numba_conv._col2im_serial(cols, *shape[2:], *args),
+                                  ref_conv.col2im(cols, *shape[2:], *args))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [
+    dict(x=(64, 6, 14, 14), w=(16, 6, 5, 5)),                             # LeNet-5's conv2
+    dict(x=(64, 1, 28, 28), w=(6, 1, 5, 5), padding=2, x_grad=False),    # conv1: no dx wanted
+    dict(x=(33, 8, 48, 48), w=(16, 4, 3, 3), stride=2, groups=2, bias=False),  # odd batch
+    dict(x=(64, 32, 16, 16), w=(32, 32, 1, 1)),                           # pointwise: dx by GEMM
+])
+def test_conv2d_in_slices_equals_reference(monkeypatch, dtype, case):
+    """A batch of small products runs as one slice per core, each slice in its own thread: the
+    same output and gradients as the reference kernels (dW and db are the slices' shares added
+    up, so only to rounding), and the slices really ran."""
+    from minicnn.kernels.cpu import gemm
+
+    set_threads, default = gemm.openblas()
+    if set_threads is None or default <= 1:
+        pytest.skip("needs OpenBLAS with more than one thread")
+    seen = []
+    run_slices = gemm.run_slices
+    monkeypatch.setattr(gemm, "run_slices", lambda fn, edges: (seen.append(len(edges) - 1), run_slices(fn, edges))[1])
+    rng = np.random.default_rng(1)
+    x0 = rng.standard_normal(case["x"]).astype(dtype)
+    w0 = (rng.standard_normal(case["w"]) * 0.1).astype(dtype)
+    b0 = rng.standard_normal(case["w"][0]).astype(dtype) if case.get("bias", True) else None
+    kwargs = {k: case[k] for k in ("stride", "padding", "groups") if k in case}
+    results = {}
+    for name in ("reference", "numba"):
+        with mc.use_kernels(name):
+            x = mc.Tensor(x0, requires_grad=case.get("x_grad", True), dtype=dtype)
+            w = mc.Tensor(w0, requires_grad=True, dtype=dtype)
+            b = None if b0 is None else mc.Tensor(b0, requires_grad=True, dtype=dtype)
+            out = F.conv2d(x, w, b, **kwargs)
+            out.backward(np.cos(np.arange(out.size, dtype=dtype)).reshape(out.shape))
+            results[name] = [out.data, x.grad, w.grad, None if b is None else b.grad]
+    assert seen == [min(default, case["x"][0])] * 2          # forward and backward, in slices
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-10)
+    for ref, got in zip(*results.values()):
+        if ref is None:
+            assert got is None
+        else:
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got, ref, **tol)
+
+
+def test_run_slices_waits_for_all_raises_the_error_and_restores_blas_threads():
+    """A failing slice: the others still finish, the error comes out, BLAS's count is back."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from minicnn.kernels.cpu import _threads
+
+    set_threads, default = _threads.openblas()
+    if set_threads is None or default <= 1:
+        pytest.skip("needs OpenBLAS with more than one thread")
+    finished, inside = [], []
+
+    def fn(lo, hi):
+        inside.append((_threads.serial(), threading.get_ident()))
+        if lo == 0:
+            raise ValueError("slice 0 failed")
+        finished.append(lo)
+        return lo
+    with pytest.raises(ValueError, match="slice 0 failed"):
+        _threads.run_slices(fn, [0, 5, 10])
+    assert finished == [5]
+    assert all(flag for flag, _ in inside) and len({t for _, t in inside}) == 2
+    assert not _threads.serial()
+    assert _threads.run_slices(lambda lo, hi: (lo, hi), [0, 3, 7]) == [(0, 3), (3, 7)]
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"]
+    assert counts and all(n == default for n in counts)

@@ -1,7 +1,11 @@
 """The one decorator every Numba CPU kernel uses.
 
-    @kernel                  -> njit(parallel=True, cache=..., fastmath=FASTMATH)
+    @kernel                  -> njit(parallel=True, nogil=True, cache=..., fastmath=FASTMATH)
     @kernel(parallel=False)  -> the same without prange threads (small or serial loops)
+    serial_twin(k)           -> kernel k compiled once more with parallel=False
+
+nogil: a kernel releases the GIL while it runs, so the serial twins of two slices of a batch run
+at the same time in two Python threads (kernels/cpu/_threads.py says when that happens).
 
 fastmath leaves out 'nnan' and 'ninf': with plain fastmath=True, `np.isnan` lies and a NaN in
 the input can vanish from the output. Caching goes next to the source (__pycache__) or to
@@ -10,6 +14,7 @@ fails we compile without a cache rather than fail at import.
 """
 import os
 import tempfile
+import types
 
 # Numba's OpenMP threads otherwise busy-wait between parallel regions; when anything else runs on
 # the machine (another process, BLAS threads) each small kernel call then costs ~20 ms instead of
@@ -50,5 +55,17 @@ CACHE = _choose_cache()
 def kernel(fn=None, *, parallel=True):
     """njit with the project's settings; use bare (@kernel) or with arguments."""
     def wrap(f):
-        return njit(parallel=parallel, cache=CACHE, fastmath=FASTMATH)(f)
+        return njit(parallel=parallel, nogil=True, cache=CACHE, fastmath=FASTMATH)(f)
     return wrap(fn) if fn is not None else wrap
+
+
+def serial_twin(parallel_kernel):
+    """The same loops without threads (prange runs as range), for a caller that is already one
+    of several threads: Numba's parallel launches must not run inside each other. Compiled from
+    a copy of the function under its own name, so that Numba's on-disk cache (keyed by that
+    name) keeps the two compilations apart."""
+    f = parallel_kernel.py_func
+    twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
+    twin.__qualname__ = f.__qualname__ + "_serial"
+    twin.__module__, twin.__doc__ = f.__module__, f.__doc__
+    return kernel(twin, parallel=False)

@@ -20,65 +20,45 @@ ms. (Splitting batches of large products this way was no faster in the layers' o
 """
 import numpy as np
 
-SMALL_MACS = 1 << 24   # rule 1: below this many multiply-adds per product, one BLAS thread
-SPLIT_MACS = 1 << 22   # rule 2: a batch of small products with this many in all is split
-
-_blas = []  # [set_num_threads, default thread count] once looked up; [None, 0] without OpenBLAS
-_pool = []  # [ThreadPoolExecutor] of helper threads, made on the first split batch
+from ._threads import SMALL_MACS, SPLIT_MACS, openblas, run_slices, serial, slice_count  # noqa: F401
 
 
-def _openblas():
-    if not _blas:
-        try:
-            from threadpoolctl import ThreadpoolController
-            found = ThreadpoolController().select(internal_api="openblas").lib_controllers
-        except Exception:  # no threadpoolctl, or a BLAS it cannot drive: keep NumPy's defaults
-            found = []
-        if found:
-            # OpenBLAS's own C setter when threadpoolctl can name it (its Python wrapper costs
-            # ~15 us a call, and LeNet's training step makes 28 calls), else the wrapper
-            setter = getattr(found[0], "_get_symbol", lambda name: None)("openblas_set_num_threads")
-            _blas.extend([setter or found[0].set_num_threads, found[0].num_threads])
-        else:
-            _blas.extend([None, 0])
-    return _blas
+def batch_slices(n, macs):
+    """Edges [0, ..., n] of the slices a layer runs its batch of n samples in, at the same time
+    (_threads.py): one per BLAS thread when each sample's products (`macs` multiply-adds) are
+    small, else one slice."""
+    parts = slice_count(n, macs)
+    return [n * i // parts for i in range(parts + 1)]
 
 
 def _in_parts(A, B, out, parts):
-    """out = A @ B with the batch (out's first axis) cut into `parts` runs of products, all but
-    the first in helper threads. An operand without that axis (or broadcast along it) goes whole."""
-    if not _pool:
-        from concurrent.futures import ThreadPoolExecutor
-        _pool.append(ThreadPoolExecutor(_blas[1] - 1, thread_name_prefix="minicnn-gemm"))
+    """out = A @ B with the batch (out's first axis) cut into `parts` runs of products that run
+    at the same time. An operand without that axis (or broadcast along it) goes whole."""
     n = out.shape[0]
-    edges = [n * i // parts for i in range(parts + 1)]
 
     def part(lo, hi):
         def cut(M):
             return M[lo:hi] if M.ndim == out.ndim and M.shape[0] == n else M
         np.matmul(cut(A), cut(B), out=out[lo:hi])
-    others = [_pool[0].submit(part, edges[i], edges[i + 1]) for i in range(1, parts)]
-    try:
-        part(edges[0], edges[1])
-    finally:
-        for other in others:
-            other.result()
+    run_slices(part, [n * i // parts for i in range(parts + 1)])
     return out
 
 
 def matmul(a, b, trans_a=False, trans_b=False, out=None):
     A = np.swapaxes(a, -1, -2) if trans_a else a
     B = np.swapaxes(b, -1, -2) if trans_b else b
-    set_threads, threads = _openblas()
+    set_threads, threads = openblas()
     macs = A.shape[-2] * A.shape[-1] * B.shape[-1]
-    if set_threads is None or threads <= 1 or macs >= SMALL_MACS:
-        return np.matmul(A, B, out=out)
+    if set_threads is None or threads <= 1 or macs >= SMALL_MACS or serial():
+        return np.matmul(A, B, out=out)   # (in a slice, BLAS is on one thread already)
     batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
-    parts = min(threads, batch[0]) if batch and macs * int(np.prod(batch)) >= SPLIT_MACS else 1
-    if parts > 1 and out is None:
-        out = np.empty(batch + (A.shape[-2], B.shape[-1]), dtype=np.result_type(A, B))
+    parts = slice_count(int(np.prod(batch)), macs) if batch else 1
+    if parts > 1:
+        if out is None:
+            out = np.empty(batch + (A.shape[-2], B.shape[-1]), dtype=np.result_type(A, B))
+        return _in_parts(A, B, out, min(parts, batch[0]))
     set_threads(1)
     try:
-        return _in_parts(A, B, out, parts) if parts > 1 else np.matmul(A, B, out=out)
+        return np.matmul(A, B, out=out)
     finally:
         set_threads(threads)

@@ -270,7 +270,11 @@ class Winograd2d(Function):
 
 class Conv2d(Function):
     """out[n, o] = b[o] + sum_{c, i, j} W[o, c, i, j] * x[n, g*Cg + c, oy*S - P + i*D, ox*S - P + j*D]
-    (g the group of o), computed as im2col + a batched GEMM."""
+    (g the group of o), computed as im2col + a batched GEMM.
+
+    The batch goes through in slices that may run at the same time (GM.batch_slices: on the CPU
+    one per core when the per-sample products are small, LeNet's layers; else one slice), and
+    each slice in chunks of at most CHUNK_BYTES of columns."""
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, geometry=None, groups=1):
@@ -282,26 +286,34 @@ class Conv2d(Function):
         O, Cg, kh, kw = weight.shape
         G, Kg, L = groups, Cg * kh * kw, oh * ow
         w3 = E.contiguous(weight).reshape(G, O // G, Kg)
+        b4 = None if bias is None else E.contiguous(bias, x.dtype).reshape(1, O, 1, 1)
         out = E.empty((N, O, oh, ow), x.dtype)
-        step, cols = _chunk_size(N, G * Kg * L * x.dtype.itemsize), None
-        for a in range(0, N, step):
-            s = slice(a, a + step)
-            cols = _im2col(K, x[s], kh, kw, geometry)
-            n = cols.shape[0]
-            # (G, Og, Kg) @ (n, G, Kg, L) -> (n, G, Og, L), written straight into the NCHW output
-            GM.matmul(w3, cols.reshape(n, G, Kg, L), out=out[s].reshape(n, G, O // G, L))
-        if bias is not None:
-            E.add(out, bias.reshape(1, O, 1, 1), out=out)
+        step = _chunk_size(N, G * Kg * L * x.dtype.itemsize)
+
+        def run(lo, hi):  # samples [lo, hi): returns their columns when one chunk held them all
+            cols = None
+            for a in range(lo, hi, step):
+                s = slice(a, min(a + step, hi))
+                cols = _im2col(K, x[s], kh, kw, geometry)
+                n = cols.shape[0]
+                # (G, Og, Kg) @ (n, G, Kg, L) -> (n, G, Og, L), written straight into the NCHW output
+                GM.matmul(w3, cols.reshape(n, G, Kg, L), out=out[s].reshape(n, G, O // G, L))
+                if b4 is not None:
+                    E.add(out[s], b4, out=out[s])
+            return cols if hi - lo <= step else None
+
+        edges = GM.batch_slices(N, O * Kg * L)
+        kept = GM.run_slices(run, edges)
         ctx.save_for_backward(x, weight)
-        ctx.geometry, ctx.groups, ctx.has_bias = geometry, groups, bias is not None
-        # one chunk held the whole batch: keep its columns (at most CHUNK_BYTES) for dW
-        ctx.cols = cols if step >= N and ctx.needs_input_grad[1] else None
+        ctx.geometry, ctx.groups, ctx.has_bias, ctx.edges = geometry, groups, bias is not None, edges
+        # each slice was one chunk: keep its columns (at most CHUNK_BYTES each) for dW
+        ctx.cols = kept if ctx.needs_input_grad[1] and all(c is not None for c in kept) else None
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved
-        G, geometry = ctx.groups, ctx.geometry
+        G, geometry, edges = ctx.groups, ctx.geometry, ctx.edges
         sh, sw, pt, pl, dh, dw, oh, ow = geometry
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = ctx.has_bias and ctx.needs_input_grad[2]
@@ -309,32 +321,47 @@ class Conv2d(Function):
         O, Cg, kh, kw = weight.shape
         Og, Kg, L = O // G, Cg * kh * kw, oh * ow
         E, GM, K = lookup("elementwise", x), lookup("gemm", x), lookup("conv", x)
+        R = lookup("reduce", x)
         g4 = E.contiguous(g, x.dtype).reshape(N, G, Og, L)
         w3 = E.contiguous(weight).reshape(G, Og, Kg)   # read transposed, (G, Kg, Og), by the GEMM
         pointwise = _is_pointwise(kh, kw, geometry)
         dx = E.empty(x.shape, x.dtype) if need_x else None
-        dw3 = E.zeros((G, Og, Kg), x.dtype) if need_w else None
         step = _chunk_size(N, G * Kg * L * x.dtype.itemsize)
-        dcols = E.empty((step, G, Kg, L), x.dtype) if need_x and not pointwise else None
-        for a in range(0, N, step):
-            s = slice(a, a + step)
-            gs = g4[s]
-            n = gs.shape[0]
-            if need_w:  # kept from the forward for a one-chunk batch, else recomputed
-                cols = ctx.cols if ctx.cols is not None else _im2col(K, x[s], kh, kw, geometry)
-                _add_weight_grad(dw3, gs, cols.reshape(n, G, Kg, L))
-            if need_x and pointwise:                               # dcols is dx itself
-                GM.matmul(w3, gs, trans_a=True, out=dx[s].reshape(n, G, Kg, L))
-            elif need_x:
-                GM.matmul(w3, gs, trans_a=True, out=dcols[:n])    # (G, Kg, Og) @ (n, G, Og, L)
-                part = K.col2im(dcols[:n].reshape(n, G * Kg, L), H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
-                if n == N:
-                    dx = part                                      # one chunk: keep it, no copy
-                else:
-                    E.assign(dx[s], part)
+        kept = ctx.cols
         ctx.cols = None                 # free them; a second backward would recompute them
+
+        def run(lo, hi):  # samples [lo, hi): their dx rows; returns their (dW, db) shares
+            nonlocal dx
+            dw3 = E.zeros((G, Og, Kg), x.dtype) if need_w else None
+            dcols = E.empty((min(step, hi - lo), G, Kg, L), x.dtype) if need_x and not pointwise else None
+            for a in range(lo, hi, step):
+                s = slice(a, min(a + step, hi))
+                gs = g4[s]
+                n = gs.shape[0]
+                if need_w:  # kept from the forward when the slice was one chunk, else recomputed
+                    cols = kept[edges.index(lo)] if kept is not None else _im2col(K, x[s], kh, kw, geometry)
+                    _add_weight_grad(dw3, gs, cols.reshape(n, G, Kg, L))
+                if need_x and pointwise:                               # dcols is dx itself
+                    GM.matmul(w3, gs, trans_a=True, out=dx[s].reshape(n, G, Kg, L))
+                elif need_x:
+                    GM.matmul(w3, gs, trans_a=True, out=dcols[:n])    # (G, Kg, Og) @ (n, G, Og, L)
+                    part = K.col2im(dcols[:n].reshape(n, G * Kg, L), H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+                    if n == N:
+                        dx = part                                      # one chunk: keep it, no copy
+                    else:
+                        E.assign(dx[s], part)
+            db = R.sum(g4[lo:hi], (0, 3)) if need_b else None
+            return dw3, db
+
+        shares = GM.run_slices(run, edges)
+        dw3, db = shares[0]
+        for more_w, more_b in shares[1:]:   # the slices' shares of dW and db, added up
+            if need_w:
+                E.add(dw3, more_w, out=dw3)
+            if need_b:
+                E.add(db, more_b, out=db)
         dweight = dw3.reshape(weight.shape) if need_w else None
-        dbias = lookup("reduce", g4).sum(g4, (0, 3)).reshape(O) if need_b else None
+        dbias = db.reshape(O) if need_b else None
         return dx, dweight, dbias
 
 
