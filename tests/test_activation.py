@@ -204,7 +204,9 @@ def test_non_contiguous_input(rng, kernels):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("op", [F.relu, lambda t: F.leaky_relu(t, 0.2), lambda t: F.elu(t, 0.7), F.sigmoid,
                                 F.tanh, lambda t: F.maxout(t, 3)])
-def test_numba_op_equals_reference_op(rng, dtype, op):
+@pytest.mark.parametrize("serial_below", [0, 1 << 30])   # the parallel kernels, their serial twins
+def test_numba_op_equals_reference_op(rng, monkeypatch, dtype, op, serial_below):
+    monkeypatch.setattr("minicnn.kernels.cpu._jit.SERIAL_BELOW", serial_below)
     x0 = rng.standard_normal((3, 6, 5, 4)) * 2
     g = rng.standard_normal((3, 6, 5, 4))
     results = {}

@@ -297,7 +297,9 @@ OPS = {
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(OPS))
-def test_numba_op_equals_reference_op(rng, dtype, name):
+@pytest.mark.parametrize("serial_below", [0, 1 << 30])   # the parallel kernels, their serial twins
+def test_numba_op_equals_reference_op(rng, monkeypatch, dtype, name, serial_below):
+    monkeypatch.setattr("minicnn.kernels.cpu._jit.SERIAL_BELOW", serial_below)
     x0 = rng.standard_normal((5, 7, 3)) * 3
     target = rng.integers(0, 7, (5, 3))
     results = {}

@@ -3,6 +3,7 @@
     @kernel                  -> njit(parallel=True, nogil=True, cache=..., fastmath=FASTMATH)
     @kernel(parallel=False)  -> the same without prange threads (small or serial loops)
     serial_twin(k)           -> kernel k compiled once more with parallel=False
+    sized(k, n)              -> k, or its serial twin when n elements are too few for threads
 
 nogil: a kernel releases the GIL while it runs, so the serial twins of two slices of a batch run
 at the same time in two Python threads (kernels/cpu/_threads.py says when that happens).
@@ -69,3 +70,20 @@ def serial_twin(parallel_kernel):
     twin.__qualname__ = f.__qualname__ + "_serial"
     twin.__module__, twin.__doc__ = f.__module__, f.__doc__
     return kernel(twin, parallel=False)
+
+
+SERIAL_BELOW = 1 << 15  # elements: below this, a kernel's serial twin runs (see `sized`)
+_twins = {}
+
+
+def sized(parallel_kernel, n):
+    """The kernel to run on n elements: the parallel one, or below SERIAL_BELOW its serial twin.
+    Numba's threads sleep between calls (OMP_WAIT_POLICY=PASSIVE), and waking one took ~40 us
+    on these VMs: more than a relu or a softmax over LeNet's (64, 120) activations takes alone
+    (~10 us). The twin is compiled on first use."""
+    if n >= SERIAL_BELOW:
+        return parallel_kernel
+    twin = _twins.get(parallel_kernel)
+    if twin is None:
+        twin = _twins[parallel_kernel] = serial_twin(parallel_kernel)
+    return twin

@@ -30,7 +30,7 @@ import numpy as np
 from numba import prange
 
 from ._exp import exp_nonpos, expm1_nonpos
-from ._jit import kernel
+from ._jit import kernel, sized
 
 
 def _flat(a):
@@ -122,13 +122,13 @@ def _tanh_backward(y, g, out):
 # ---- public wrappers (same signatures as the reference) ----------------------------------
 def _unary(loop, x, *scalars):
     out = np.empty(x.shape, dtype=x.dtype)
-    loop(_flat(x), *[x.dtype.type(s) for s in scalars], out.reshape(-1))
+    sized(loop, x.size)(_flat(x), *[x.dtype.type(s) for s in scalars], out.reshape(-1))
     return out
 
 
 def _binary(loop, x, g, *scalars):
     out = np.empty(x.shape, dtype=x.dtype)
-    loop(_flat(x), _flat(g), *[x.dtype.type(s) for s in scalars], out.reshape(-1))
+    sized(loop, x.size)(_flat(x), _flat(g), *[x.dtype.type(s) for s in scalars], out.reshape(-1))
     return out
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from numba import prange
 
 from ._exp import exp_nonpos
-from ._jit import kernel
+from ._jit import kernel, sized
 
 
 @kernel(parallel=False)
@@ -89,13 +89,13 @@ def _softmax_backward(y, g, out):
 
 def softmax_forward(x):
     out = np.empty(x.shape, dtype=x.dtype)
-    _softmax_forward(np.ascontiguousarray(x), out)
+    sized(_softmax_forward, x.size)(np.ascontiguousarray(x), out)
     return out
 
 
 def softmax_backward(y, grad_out):
     out = np.empty(y.shape, dtype=y.dtype)
-    _softmax_backward(np.ascontiguousarray(y), np.ascontiguousarray(grad_out), out)
+    sized(_softmax_backward, y.size)(np.ascontiguousarray(y), np.ascontiguousarray(grad_out), out)
     return out
 
 
@@ -120,13 +120,13 @@ def _log_softmax_backward(y, g, out):
 
 def log_softmax_forward(x):
     out = np.empty(x.shape, dtype=x.dtype)
-    _log_softmax_forward(np.ascontiguousarray(x), out)
+    sized(_log_softmax_forward, x.size)(np.ascontiguousarray(x), out)
     return out
 
 
 def log_softmax_backward(y, grad_out):
     out = np.empty(y.shape, dtype=y.dtype)
-    _log_softmax_backward(np.ascontiguousarray(y), np.ascontiguousarray(grad_out), out)
+    sized(_log_softmax_backward, y.size)(np.ascontiguousarray(y), np.ascontiguousarray(grad_out), out)
     return out
 
 
@@ -162,15 +162,16 @@ def softmax_cross_entropy_forward(x, target):
     """x (M, C), target (M,) -> loss per row (M,) and the probabilities p (M, C)."""
     loss = np.empty(x.shape[0], dtype=x.dtype)
     probs = np.empty(x.shape, dtype=x.dtype)
-    _softmax_cross_entropy_forward(np.ascontiguousarray(x), np.ascontiguousarray(target), loss, probs)
+    loop = sized(_softmax_cross_entropy_forward, x.size)
+    loop(np.ascontiguousarray(x), np.ascontiguousarray(target), loss, probs)
     return loss, probs
 
 
 def softmax_cross_entropy_backward(probs, target, grad_rows):
     """dx = (p - onehot(target)) * g, with g one number per row (M,)."""
     dx = np.empty(probs.shape, dtype=probs.dtype)
-    _softmax_cross_entropy_backward(np.ascontiguousarray(probs), np.ascontiguousarray(target),
-                                    np.ascontiguousarray(grad_rows), dx)
+    loop = sized(_softmax_cross_entropy_backward, probs.size)
+    loop(np.ascontiguousarray(probs), np.ascontiguousarray(target), np.ascontiguousarray(grad_rows), dx)
     return dx
 
 
@@ -193,14 +194,14 @@ def _nll_backward(grad_rows, target, dlog):
 def nll_forward(log_probs, target):
     """log_probs (M, C), target (M,) -> loss per row (M,)."""
     loss = np.empty(log_probs.shape[0], dtype=log_probs.dtype)
-    _nll_forward(np.ascontiguousarray(log_probs), np.ascontiguousarray(target), loss)
+    sized(_nll_forward, log_probs.size)(np.ascontiguousarray(log_probs), np.ascontiguousarray(target), loss)
     return loss
 
 
 def nll_backward(grad_rows, target, num_classes):
     """-g_i at (i, t_i), zero elsewhere: (M, C)."""
     dlog = np.empty((grad_rows.shape[0], num_classes), dtype=grad_rows.dtype)
-    _nll_backward(np.ascontiguousarray(grad_rows), np.ascontiguousarray(target), dlog)
+    sized(_nll_backward, dlog.size)(np.ascontiguousarray(grad_rows), np.ascontiguousarray(target), dlog)
     return dlog
 
 
@@ -222,13 +223,15 @@ def _mse_backward(a, b, g, out):
 def mse_forward(a, b):
     """(a - b)^2 elementwise; the op sums or averages it."""
     out = np.empty(a.shape, dtype=a.dtype)
-    _mse_forward(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1), out.reshape(-1))
+    loop = sized(_mse_forward, a.size)
+    loop(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1), out.reshape(-1))
     return out
 
 
 def mse_backward(a, b, grad_out):
     """d/da of sum(g * (a - b)^2) = 2 (a - b) g; the gradient for b is its negative."""
     out = np.empty(a.shape, dtype=a.dtype)
-    _mse_backward(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1),
-                  np.ascontiguousarray(grad_out).reshape(-1), out.reshape(-1))
+    loop = sized(_mse_backward, a.size)
+    loop(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1),
+         np.ascontiguousarray(grad_out).reshape(-1), out.reshape(-1))
     return out
