@@ -147,20 +147,23 @@ def _im2col(K, x, kh, kw, geometry):
     return K.im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
 
 
-def _add_weight_grad(dw3, g4, cols4):
-    """dw3 (G, Og, Kg) += sum_n g4[n] @ cols4[n]^T, for g4 (n, G, Og, L) and cols4 (n, G, Kg, L).
+def _add_weight_grad(dwt3, g4, cols4):
+    """dwt3 (G, Kg, Og) += sum_n cols4[n] @ g4[n]^T, for g4 (n, G, Og, L) and cols4 (n, G, Kg, L):
+    the weight gradient transposed. In that orientation OpenBLAS is 10-40% faster than with
+    g @ cols^T (measured from LeNet's 16x150 to AlexNet's 128x1200 gradients: the long Kg side
+    as the product's rows); the caller transposes the sum once at the end.
 
     Several samples go through one batched matmul (fewer calls for small layers), as many as keep
-    its (m, G, Og, Kg) result under ~4 MB; then their products are summed."""
+    its (m, G, Kg, Og) result under ~4 MB; then their products are summed."""
     n = g4.shape[0]
-    m = max(1, min(n, (4 * 2**20) // max(dw3.size * dw3.dtype.itemsize, 1)))
-    E, GM, R = lookup("elementwise", dw3), lookup("gemm", dw3), lookup("reduce", dw3)
-    tmp = E.empty((m,) + tuple(dw3.shape), dw3.dtype)
+    m = max(1, min(n, (4 * 2**20) // max(dwt3.size * dwt3.dtype.itemsize, 1)))
+    E, GM, R = lookup("elementwise", dwt3), lookup("gemm", dwt3), lookup("reduce", dwt3)
+    tmp = E.empty((m,) + tuple(dwt3.shape), dwt3.dtype)
     for a in range(0, n, m):
         b = min(a + m, n)
-        # cols read transposed: BLAS (or the GPU GEMM) takes a "transposed" flag, no copy
-        GM.matmul(g4[a:b], cols4[a:b], trans_b=True, out=tmp[:b - a])
-        E.add(dw3, R.sum(tmp[:b - a], (0,)) if b - a > 1 else tmp[0], out=dw3)
+        # g read transposed: BLAS (or the GPU GEMM) takes a "transposed" flag, no copy
+        GM.matmul(cols4[a:b], g4[a:b], trans_b=True, out=tmp[:b - a])
+        E.add(dwt3, R.sum(tmp[:b - a], (0,)) if b - a > 1 else tmp[0], out=dwt3)
 
 
 # ---- Winograd F(2x2, 3x3) for 3x3 stride-1 layers -------------------------------------------
@@ -330,9 +333,9 @@ class Conv2d(Function):
         kept = ctx.cols
         ctx.cols = None                 # free them; a second backward would recompute them
 
-        def run(lo, hi):  # samples [lo, hi): their dx rows; returns their (dW, db) shares
+        def run(lo, hi):  # samples [lo, hi): their dx rows; returns their (dW^T, db) shares
             nonlocal dx
-            dw3 = E.zeros((G, Og, Kg), x.dtype) if need_w else None
+            dwt3 = E.zeros((G, Kg, Og), x.dtype) if need_w else None
             dcols = E.empty((min(step, hi - lo), G, Kg, L), x.dtype) if need_x and not pointwise else None
             for a in range(lo, hi, step):
                 s = slice(a, min(a + step, hi))
@@ -340,7 +343,7 @@ class Conv2d(Function):
                 n = gs.shape[0]
                 if need_w:  # kept from the forward when the slice was one chunk, else recomputed
                     cols = kept[edges.index(lo)] if kept is not None else _im2col(K, x[s], kh, kw, geometry)
-                    _add_weight_grad(dw3, gs, cols.reshape(n, G, Kg, L))
+                    _add_weight_grad(dwt3, gs, cols.reshape(n, G, Kg, L))
                 if need_x and pointwise:                               # dcols is dx itself
                     GM.matmul(w3, gs, trans_a=True, out=dx[s].reshape(n, G, Kg, L))
                 elif need_x:
@@ -351,16 +354,16 @@ class Conv2d(Function):
                     else:
                         E.assign(dx[s], part)
             db = R.sum(g4[lo:hi], (0, 3)) if need_b else None
-            return dw3, db
+            return dwt3, db
 
         shares = GM.run_slices(run, edges)
-        dw3, db = shares[0]
-        for more_w, more_b in shares[1:]:   # the slices' shares of dW and db, added up
+        dwt3, db = shares[0]
+        for more_w, more_b in shares[1:]:   # the slices' shares of dW^T and db, added up
             if need_w:
-                E.add(dw3, more_w, out=dw3)
+                E.add(dwt3, more_w, out=dwt3)
             if need_b:
                 E.add(db, more_b, out=db)
-        dweight = dw3.reshape(weight.shape) if need_w else None
+        dweight = E.permute(dwt3, (0, 2, 1)).reshape(weight.shape) if need_w else None
         dbias = db.reshape(O) if need_b else None
         return dx, dweight, dbias
 
