@@ -17,6 +17,11 @@ is cut into as many parts as BLAS has threads, run at the same time by this thre
 threads, each a run of one-thread BLAS calls (NumPy releases the GIL around them; each part
 writes its own rows of out). Measured on 2 cores: LeNet-5's training-step GEMMs 6.2 -> 3.2-4.7
 ms. (Splitting batches of large products this way was no faster in the layers' own timings.)
+
+Rule 3, better still, a layer made of such products cuts its whole batch the same way
+(`batch_slices`, `run_slices`: conv2d does), so that each thread runs its slice's im2col, GEMMs
+and col2im back to back (kernels/cpu/_threads.py). Inside a slice, matmul is a plain one-thread
+np.matmul.
 """
 import numpy as np
 

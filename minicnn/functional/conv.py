@@ -9,7 +9,7 @@ conv2d is im2col + one batched matrix product (the way the lecture slides draw i
 
 and its backward is three more products and the adjoint of im2col:
 
-    dW    = sum_n  g[n] @ cols[n]^T          (O, L) @ (L, K) -> (O, K)
+    dW    = sum_n  g[n] @ cols[n]^T          (O, L) @ (L, K) -> (O, K)   (computed as its transpose)
     dcols = W2^T @ g                         (K, O) @ (N, O, L) -> (N, K, L)
     dx    = col2im(dcols)                    overlapping windows add up
     db    = g summed over N, OH, OW
@@ -21,9 +21,13 @@ The batch is processed in chunks of samples whose columns fit in CHUNK_BYTES (16
 the 256 MB bound WORKSPACE_BYTES; one sample is never split): buffers of that size are reused by
 malloc from chunk to chunk, while every fresh large buffer costs a page fault per 4 KB page, which
 is as slow as the copy itself. The backward recomputes the columns of each chunk rather than keep
-them alive since the forward (they are kh*kw times larger than the input), except when the
-whole batch fits in one chunk: then those (at most CHUNK_BYTES) are kept. A 1x1 kernel
-with stride 1 and no padding needs no im2col at all: its columns are the input.
+them alive since the forward (they are kh*kw times larger than the input), except when each
+slice of the batch (below) fits in one chunk: then those (at most CHUNK_BYTES a slice) are
+kept. A 1x1 kernel with stride 1 and no padding needs no im2col at all: its columns are the input.
+
+On the CPU, a layer whose per-sample products are small (LeNet's) runs its batch as one slice per
+core at the same time, each slice the whole pipeline above in its own thread (GM.batch_slices and
+GM.run_slices; kernels/cpu/_threads.py explains why). Elsewhere the batch is one slice.
 
 A 3x3 kernel with stride 1 and no dilation goes through Winograd's F(2x2, 3x3) instead (the
 "winograd" kernel family; kernels/reference/winograd.py explains it): the same convolution with
