@@ -15,13 +15,18 @@ PyTorch is a benchmark-only dependency (pip install -e ".[bench]"); the package 
 """
 import os
 
-# must precede numpy's import: OpenBLAS threads that spin after a GEMM slow the next Numba kernel
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
-# must precede torch's import: with methods interleaved, PyTorch's OpenMP threads busy-waiting
-# after its call took the cores from the next method's timed run (measured: minicnn's VGG layer
-# 71-75 ms right after PyTorch, 54 ms with passive waiting; PyTorch's own times did not move).
-# minicnn's Numba threads wait passively already (kernels/cpu/_jit.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Each framework runs as a user's process would run it, with its own defaults. PyTorch is
+# imported first, before minicnn sets OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP threads
+# (kernels/cpu/_jit.py): imported after it, PyTorch's own OpenMP runtime read that setting too,
+# and its threads then slept between parallel regions, which made its LeNet epochs 1.65x slower
+# on the AMD VM of 2026-12-03 (12.3 vs 7.4 s); a comparison that slows the other side is no
+# comparison. (Earlier results in this file's history were measured that way.)
+THREAD_ENV = {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS",
+                                               "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")}
+try:
+    import torch
+except ImportError:  # the [bench] extra is optional
+    torch = None
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("MINICNN_DATA", os.path.join(ROOT, "..", "shared", "data"))
 
@@ -119,7 +124,8 @@ def machine(torch):
     info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(), "numpy": np.__version__, "numba": numba.__version__,
             "numba_threads": numba.get_num_threads(), "minicnn": mc.__version__,
-            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
+            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "thread_environment_at_start": THREAD_ENV}
     if torch is not None:
         info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
     return info
@@ -170,12 +176,12 @@ def main():
     if args.threads:
         import numba
         numba.set_num_threads(args.threads)
-    torch = None
-    if not args.no_torch:
-        try:
-            import torch
-        except ImportError:
-            print("PyTorch is not installed: minicnn only (pip install -e '.[bench]')")
+    global torch
+    if args.no_torch:
+        torch = None
+    elif torch is None:
+        print("PyTorch is not installed: minicnn only (pip install -e '.[bench]'; on a CPU-only "
+              "machine `pip install torch --index-url https://download.pytorch.org/whl/cpu` is smaller)")
     train_set, test_set = load_mnist()
     runs = {"minicnn": Ours(train_set, test_set, args)}
     if torch is not None:

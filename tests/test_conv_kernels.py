@@ -216,9 +216,54 @@ def test_serial_twins_equal_reference(dtype, g):
     shape, args = _args(g)
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     cols = ref_conv.im2col(x, *args)
-    np.testing.assert_array_equal(numba_conv._im2col_serial(x, *args), cols)
-    np.testing.assert_array_equal(numba_conv._col2im_serial(cols, *shape[2:], *args),
-                                  ref_conv.col2im(cols, *shape[2:], *args))
+    got = np.full_like(cols, np.nan)                    # every entry must be written
+    numba_conv._im2col_serial(x, got, *args)
+    np.testing.assert_array_equal(got, cols)
+    dx = np.full_like(x, np.nan)
+    numba_conv._col2im_serial(cols, dx, *args)
+    np.testing.assert_array_equal(dx, ref_conv.col2im(cols, *shape[2:], *args))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=25)
+@given(g=geometries(), seed=st.integers(0, 2**31 - 1), groups=st.integers(1, 2), og=st.integers(1, 3),
+       slices=st.integers(1, 3), bias=st.booleans(), need_x=st.booleans(), need_w=st.booleans(),
+       recompute=st.booleans())
+def test_conv_in_slices_kernels_equal_reference(dtype, g, seed, groups, og, slices, bias, need_x, need_w,
+                                                recompute):
+    """conv2d_forward_in_slices and conv2d_backward_in_slices, Numba (its GEMMs called from the
+    kernel) against the reference plan, over geometries, groups, slice counts and what is wanted."""
+    if not numba_conv.can_run_in_slices(dtype):
+        pytest.skip("needs NumPy's 64-bit-integer OpenBLAS (kernels/cpu/_blas.py)")
+    rng = np.random.default_rng(seed)
+    (N, C, H, W), args = _args(g)
+    C *= groups
+    N += slices                                                   # at least one sample a slice
+    kh, kw, oh, ow = args[0], args[1], args[-2], args[-1]
+    Kg, O, L = (C // groups) * kh * kw, og * groups, oh * ow
+    edges = np.linspace(0, N, slices + 1).astype(np.int64)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w3 = rng.standard_normal((groups, og, Kg)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype) if bias else np.empty(0, dtype)
+    g3 = rng.standard_normal((N, O, L)).astype(dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    results = []
+    for impl in (ref_conv, numba_conv):
+        out, cols = np.full((N, O, L), np.nan, dtype), np.full((N, groups * Kg, L), np.nan, dtype)
+        impl.conv2d_forward_in_slices(x, w3, b, out, cols, *args, edges)
+        if recompute:
+            cols[:] = np.nan                                      # it must compute them again
+        dx = np.full((N if need_x else 0, C, H, W), np.nan, dtype)
+        dcols = np.empty((N if need_x else 0, groups * Kg, L), dtype)
+        dwt = np.zeros((slices if need_w else 0, groups, Kg, og), dtype)
+        db = np.zeros((slices if bias else 0, O), dtype)
+        impl.conv2d_backward_in_slices(x, w3, g3, cols, recompute, dx, dcols, dwt, db, *args, edges)
+        results.append((out, dx, dwt, db))
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, **tol)
+    out = results[0][0]  # and the reference plan is a convolution: im2col + GEMM + bias
+    want = np.matmul(w3, ref_conv.im2col(x, *args).reshape(N, groups, Kg, L)).reshape(N, O, L)
+    np.testing.assert_allclose(out, want + (b[:, None] if bias else 0), **tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -228,18 +273,27 @@ def test_serial_twins_equal_reference(dtype, g):
     dict(x=(33, 8, 48, 48), w=(16, 4, 3, 3), stride=2, groups=2, bias=False),  # odd batch
     dict(x=(64, 32, 16, 16), w=(32, 32, 1, 1)),                           # pointwise: dx by GEMM
 ])
-def test_conv2d_in_slices_equals_reference(monkeypatch, dtype, case):
-    """A batch of small products runs as one slice per core, each slice in its own thread: the
-    same output and gradients as the reference kernels (dW and db are the slices' shares added
-    up, so only to rounding), and the slices really ran."""
+@pytest.mark.parametrize("path", ["one kernel", "threads"])
+def test_conv2d_in_slices_equals_reference(monkeypatch, dtype, case, path):
+    """A batch of small products runs as one slice per core, either all in one Numba kernel
+    (conv2d_*_in_slices) or each slice in its own Python thread (GM.run_slices): the same output
+    and gradients as the reference kernels (dW and db are the slices' shares added up, so only
+    to rounding), and the slices really ran that way."""
+    import minicnn.functional.conv as conv_module
     from minicnn.kernels.cpu import gemm
 
     set_threads, default = gemm.openblas()
     if set_threads is None or default <= 1:
         pytest.skip("needs OpenBLAS with more than one thread")
+    if path == "one kernel" and not numba_conv.can_run_in_slices(dtype):
+        pytest.skip("needs NumPy's 64-bit-integer OpenBLAS (kernels/cpu/_blas.py)")
     seen = []
     run_slices = gemm.run_slices
-    monkeypatch.setattr(gemm, "run_slices", lambda fn, edges: (seen.append(len(edges) - 1), run_slices(fn, edges))[1])
+    monkeypatch.setattr(gemm, "run_slices", lambda fn, edges: (seen.append(("threads", len(edges) - 1)), run_slices(fn, edges))[1])
+    for name in ("conv2d_forward_in_slices", "conv2d_backward_in_slices"):
+        monkeypatch.setattr(numba_conv, name, lambda *a, _f=getattr(numba_conv, name): (seen.append(("kernel", len(a[-1]) - 1)), _f(*a))[1])
+    if path == "threads":
+        monkeypatch.setattr(conv_module, "_in_slices", lambda *a: False)
     rng = np.random.default_rng(1)
     x0 = rng.standard_normal(case["x"]).astype(dtype)
     w0 = (rng.standard_normal(case["w"]) * 0.1).astype(dtype)
@@ -254,7 +308,8 @@ def test_conv2d_in_slices_equals_reference(monkeypatch, dtype, case):
             out = F.conv2d(x, w, b, **kwargs)
             out.backward(np.cos(np.arange(out.size, dtype=dtype)).reshape(out.shape))
             results[name] = [out.data, x.grad, w.grad, None if b is None else b.grad]
-    assert seen == [min(default, case["x"][0])] * 2          # forward and backward, in slices
+    way = "kernel" if path == "one kernel" else "threads"
+    assert seen == [(way, min(default, case["x"][0]))] * 2   # forward and backward, in slices
     tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-10)
     for ref, got in zip(*results.values()):
         if ref is None:

@@ -52,9 +52,12 @@ def test_max_pool2d_kernels_match(dtype, cfg, seed, ties):
     np.testing.assert_array_equal(arg_n, arg_r)
     g = np.random.default_rng(seed + 1).standard_normal(out_r.shape).astype(dtype)
     dx_r = ref.max_pool2d_backward(g, arg_r, cfg.H, cfg.W)
-    dx_n = nb.max_pool2d_backward(g, arg_r, cfg.H, cfg.W)
-    assert dx_n.dtype == dtype and dx_n.shape == cfg.shape
-    np.testing.assert_array_equal(dx_n, dx_r)
+    for serial_below in (0, 1 << 30):  # the parallel loops, then their serial twin
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("minicnn.kernels.cpu._jit.SERIAL_BELOW", serial_below)
+            dx_n = nb.max_pool2d_backward(g, arg_r, cfg.H, cfg.W)
+        assert dx_n.dtype == dtype and dx_n.shape == cfg.shape
+        np.testing.assert_array_equal(dx_n, dx_r)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -132,9 +135,10 @@ def chunksize_one():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_backward_kernels_race_free(dtype, chunksize_one):
+def test_backward_kernels_race_free(dtype, chunksize_one, monkeypatch):
     # one channel, many planes, heavily overlapping windows (3x3 stride 1, overlapping bins):
     # every cell receives several additions, which must come out exactly as the reference's
+    monkeypatch.setattr("minicnn.kernels.cpu._jit.SERIAL_BELOW", 0)  # the parallel loops, however small
     rng = np.random.default_rng(0)
     N, C, H, W = 16, 1, 13, 11
     x = rng.standard_normal((N, C, H, W)).astype(dtype)

@@ -4,6 +4,7 @@
     @kernel(parallel=False)  -> the same without prange threads (small or serial loops)
     serial_twin(k)           -> kernel k compiled once more with parallel=False
     sized(k, n)              -> k, or its serial twin when n elements are too few for threads
+    sized(k, n, cheap=True)  -> the same for a loop of a compare or two per element (16x the bar)
 
 nogil: a kernel releases the GIL while it runs, so the serial twins of two slices of a batch run
 at the same time in two Python threads (kernels/cpu/_threads.py says when that happens).
@@ -17,13 +18,14 @@ import os
 import tempfile
 import types
 
-# Numba's OpenMP threads otherwise busy-wait between parallel regions; when anything else runs on
-# the machine (another process, BLAS threads) each small kernel call then costs ~20 ms instead of
-# microseconds. Read when the threading layer starts, i.e. at the first parallel kernel call.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numba  # noqa: E402
-from numba import njit  # noqa: E402
+# Numba's OpenMP threads keep GNU OpenMP's default: after a parallel region they spin for a while
+# (GOMP_SPINCOUNT, ~300000 spins) before they sleep. An earlier version made them sleep at once
+# (OMP_WAIT_POLICY=PASSIVE); then every parallel call first woke a sleeping core, ~40 us on an
+# Intel VM and ~130 us on an AMD one, and LeNet-5's training step took 7.7-9.8 ms instead of
+# 6.2-6.7 (AMD VM, 2026-12-03, 3 runs each). Unlike OMP_WAIT_POLICY=ACTIVE the spin is bounded,
+# so a busy machine does not keep losing cores to threads that spin forever.
+import numba
+from numba import njit
 
 FASTMATH = {"reassoc", "contract", "arcp", "afn", "nsz"}
 
@@ -73,15 +75,20 @@ def serial_twin(parallel_kernel):
 
 
 SERIAL_BELOW = 1 << 15  # elements: below this, a kernel's serial twin runs (see `sized`)
+CHEAP_FACTOR = 4        # ... and below 4x as many for a cheap loop (cheap=True)
 _twins = {}
 
 
-def sized(parallel_kernel, n):
+def sized(parallel_kernel, n, cheap=False):
     """The kernel to run on n elements: the parallel one, or below SERIAL_BELOW its serial twin.
-    Numba's threads sleep between calls (OMP_WAIT_POLICY=PASSIVE), and waking one took ~40 us
-    on these VMs: more than a relu or a softmax over LeNet's (64, 120) activations takes alone
-    (~10 us). The twin is compiled on first use."""
-    if n >= SERIAL_BELOW:
+    A parallel call costs ~2-4 us while Numba's threads still spin after the last one, and
+    ~40 us (Intel VM) to ~130 us (AMD VM) once they sleep: more than a softmax over LeNet's
+    (64, 120) logits takes alone (~10 us). A cheap loop (a compare and a select per element:
+    relu, its gradient, max pooling's scatter) is bound by memory and fast on one core (relu over
+    (64, 16, 10, 10): 14 us serial), so it stays serial up to CHEAP_FACTOR times further. (In
+    LeNet-5's training step, factors 1 and 16 measured the same within noise.) The twin is
+    compiled on first use."""
+    if n >= SERIAL_BELOW * (CHEAP_FACTOR if cheap else 1):
         return parallel_kernel
     twin = _twins.get(parallel_kernel)
     if twin is None:

@@ -33,6 +33,8 @@ def openblas():
         try:
             from threadpoolctl import ThreadpoolController
             found = ThreadpoolController().select(internal_api="openblas").lib_controllers
+            # NumPy's own first: SciPy, once something imports it, loads an OpenBLAS of its own
+            found = sorted(found, key=lambda c: "numpy" not in c.filepath)
         except Exception:  # no threadpoolctl, or a BLAS it cannot drive: keep NumPy's defaults
             found = []
         if found:

@@ -120,32 +120,33 @@ def _tanh_backward(y, g, out):
 
 
 # ---- public wrappers (same signatures as the reference) ----------------------------------
-def _unary(loop, x, *scalars):
+def _unary(loop, x, *scalars, cheap=False):
+    """cheap: a compare or a multiply per element, no exp (serial up to more elements: _jit.sized)"""
     out = np.empty(x.shape, dtype=x.dtype)
-    sized(loop, x.size)(_flat(x), *[x.dtype.type(s) for s in scalars], out.reshape(-1))
+    sized(loop, x.size, cheap)(_flat(x), *[x.dtype.type(s) for s in scalars], out.reshape(-1))
     return out
 
 
-def _binary(loop, x, g, *scalars):
+def _binary(loop, x, g, *scalars, cheap=False):
     out = np.empty(x.shape, dtype=x.dtype)
-    sized(loop, x.size)(_flat(x), _flat(g), *[x.dtype.type(s) for s in scalars], out.reshape(-1))
+    sized(loop, x.size, cheap)(_flat(x), _flat(g), *[x.dtype.type(s) for s in scalars], out.reshape(-1))
     return out
 
 
 def relu_forward(x):
-    return _unary(_relu_forward, x)
+    return _unary(_relu_forward, x, cheap=True)
 
 
 def relu_backward(x, grad_out):
-    return _binary(_relu_backward, x, grad_out)
+    return _binary(_relu_backward, x, grad_out, cheap=True)
 
 
 def leaky_relu_forward(x, negative_slope):
-    return _unary(_leaky_relu_forward, x, negative_slope)
+    return _unary(_leaky_relu_forward, x, negative_slope, cheap=True)
 
 
 def leaky_relu_backward(x, grad_out, negative_slope):
-    return _binary(_leaky_relu_backward, x, grad_out, negative_slope)
+    return _binary(_leaky_relu_backward, x, grad_out, negative_slope, cheap=True)
 
 
 def elu_forward(x, alpha):
@@ -161,7 +162,7 @@ def sigmoid_forward(x):
 
 
 def sigmoid_backward(y, grad_out):
-    return _binary(_sigmoid_backward, y, grad_out)
+    return _binary(_sigmoid_backward, y, grad_out, cheap=True)
 
 
 def tanh_forward(x):
@@ -169,7 +170,7 @@ def tanh_forward(x):
 
 
 def tanh_backward(y, grad_out):
-    return _binary(_tanh_backward, y, grad_out)
+    return _binary(_tanh_backward, y, grad_out, cheap=True)
 
 
 # ---- Maxout -------------------------------------------------------------------------------

@@ -37,8 +37,9 @@ Parallel plan (every prange iteration owns what it writes, so there are no races
 import numpy as np
 from numba import prange
 
+from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
 from ._jit import kernel, serial_twin
-from ._threads import serial
+from ._threads import openblas, serial
 
 u = np.uint64
 
@@ -52,11 +53,11 @@ def _padded_shape(H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
 
 
 @kernel
-def _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+def _im2col(x, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+    """cols (N, C*kh*kw, L), C-contiguous, filled from x."""
     N, C, H, W = x.shape
     kk, L = kh * kw, oh * ow
     Hp, Wp = _padded_shape(H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
-    cols = np.empty((N, C * kk, L), dtype=x.dtype)
     xf, cf = x.reshape(-1), cols.reshape(-1)        # flat views: plane p = (n, c) starts at p*H*W
     for p in prange(N * C):
         xp = np.zeros(Hp * Wp, dtype=x.dtype)     # this plane, zero-padded, flat
@@ -71,16 +72,14 @@ def _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
                     dst, src = u(row + oy * ow), u((oy * sh + i * dh) * Wp + j * dw)
                     for ox in range(u(ow)):
                         cf[dst + ox] = xp[src + ox * u(sw)]
-    return cols
 
 
 @kernel
-def _col2im(cols, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
-    N = cols.shape[0]
+def _col2im(cols, dx, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+    """dx (N, C, H, W), C-contiguous, overwritten with the adjoint of im2col applied to cols."""
+    N, C, H, W = dx.shape
     kk, L = kh * kw, oh * ow
-    C = cols.shape[1] // kk
     Hp, Wp = _padded_shape(H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
-    dx = np.empty((N, C, H, W), dtype=cols.dtype)
     cf, df = cols.reshape(-1), dx.reshape(-1)
     for p in prange(N * C):
         xp = np.zeros(Hp * Wp, dtype=cols.dtype)  # this plane's gradient, padding included
@@ -95,7 +94,6 @@ def _col2im(cols, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
             src, dst = u((pt + a) * Wp + pl), u(p * H * W + a * W)
             for b in range(u(W)):
                 df[dst + b] = xp[src + b]
-    return dx
 
 
 _im2col_serial, _col2im_serial = serial_twin(_im2col), serial_twin(_col2im)
@@ -103,9 +101,99 @@ _im2col_serial, _col2im_serial = serial_twin(_im2col), serial_twin(_col2im)
 
 def im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
     """cols (N, C*kh*kw, oh*ow) of x (N, C, H, W): see the legend."""
-    return (_im2col_serial if serial() else _im2col)(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    N, C = x.shape[:2]
+    cols = np.empty((N, C * kh * kw, oh * ow), dtype=x.dtype)
+    (_im2col_serial if serial() else _im2col)(np.ascontiguousarray(x), cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    return cols
 
 
 def col2im(cols, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
     """dx (N, C, H, W): every column entry added back to the pixel it was copied from."""
-    return (_col2im_serial if serial() else _col2im)(cols, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    N = cols.shape[0]
+    dx = np.empty((N, cols.shape[1] // (kh * kw), H, W), dtype=cols.dtype)
+    (_col2im_serial if serial() else _col2im)(np.ascontiguousarray(cols), dx, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    return dx
+
+
+# ---- a whole layer in slices: batches of small products (LeNet's) ------------------------------
+# One parallel call per pass instead of one Python thread per slice: each prange iteration is a
+# slice [lo, hi) of the batch (edges), running its im2col, its GEMMs (NumPy's OpenBLAS, called
+# from the kernel on one thread: _blas.py) and its col2im back to back, without the GIL.
+#   w3 (G, Og, Kg)  cols, dcols (N, G*Kg, L)  out, g3 (N, O, L)  x, dx (N, C, H, W)
+#   dwt (S, G, Kg, Og): each slice's share of dW^T      db (S, O): each slice's share of db
+# An empty bias, dx or dwt/db means "none" / "not needed".
+@kernel
+def _forward_in_slices(x, w3, bias, out, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, edges, gemm):
+    G, Og, Kg = w3.shape
+    L = oh * ow
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    for s in prange(edges.size - 1):
+        lo, hi = edges[s], edges[s + 1]
+        _im2col_serial(x[lo:hi], cols[lo:hi], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+        for n in range(lo, hi):
+            for g in range(G):   # out[n, group g] (Og, L) = W[g] (Og, Kg) @ cols[n, group g] (Kg, L)
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[g].ctypes.data, Kg,
+                     cols[n, g * Kg:].ctypes.data, L, zero, out[n, g * Og:].ctypes.data, L)
+            for o in range(bias.size):
+                b = bias[o]
+                for i in range(L):
+                    out[n, o, i] += b
+
+
+@kernel
+def _backward_in_slices(x, w3, g3, cols, recompute, dx, dcols, dwt, db,
+                        kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, edges, gemm):
+    G, Og, Kg = w3.shape
+    L = oh * ow
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    for s in prange(edges.size - 1):
+        lo, hi = edges[s], edges[s + 1]
+        if dwt.size > 0:
+            if recompute:
+                _im2col_serial(x[lo:hi], cols[lo:hi], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+            for n in range(lo, hi):
+                for g in range(G):   # dW^T[g] (Kg, Og) += cols[n, g] (Kg, L) @ g[n, g]^T (L, Og)
+                    gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, cols[n, g * Kg:].ctypes.data, L,
+                         g3[n, g * Og:].ctypes.data, L, one, dwt[s, g].ctypes.data, Og)
+        if dx.size > 0:
+            for n in range(lo, hi):
+                for g in range(G):   # dcols[n, g] (Kg, L) = W[g]^T (Kg, Og) @ g[n, g] (Og, L)
+                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[g].ctypes.data, Kg,
+                         g3[n, g * Og:].ctypes.data, L, zero, dcols[n, g * Kg:].ctypes.data, L)
+            _col2im_serial(dcols[lo:hi], dx[lo:hi], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+        if db.size > 0:
+            for n in range(lo, hi):
+                for o in range(g3.shape[1]):
+                    acc = zero
+                    for i in range(L):
+                        acc += g3[n, o, i]
+                    db[s, o] += acc
+
+
+def can_run_in_slices(dtype):
+    """Whether conv2d_*_in_slices can run here: it needs NumPy's OpenBLAS (see _blas.py)."""
+    return gemm_for(dtype) is not None
+
+
+def conv2d_forward_in_slices(x, w3, bias, out, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, edges):
+    """out (N, O, L) = W @ im2col(x) + bias, and cols (N, G*Kg, L) = im2col(x), slice by slice."""
+    _one_blas_thread(_forward_in_slices, x, w3, bias, out, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow,
+                     np.asarray(edges, dtype=np.int64), gemm_for(x.dtype))
+
+
+def conv2d_backward_in_slices(x, w3, g3, cols, recompute, dx, dcols, dwt, db,
+                              kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, edges):
+    """dx = col2im(W^T g) into dx (via dcols), each slice's dW^T share into dwt[s] (which must
+    start at zero) and its db share into db[s]; cols are im2col(x), recomputed if `recompute`."""
+    _one_blas_thread(_backward_in_slices, x, w3, g3, cols, recompute, dx, dcols, dwt, db,
+                     kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, np.asarray(edges, dtype=np.int64), gemm_for(x.dtype))
+
+
+def _one_blas_thread(kernel_fn, *args):
+    """Run kernel_fn with OpenBLAS on one thread: each slice's GEMMs run on its own core."""
+    set_threads, threads = openblas()
+    set_threads(1)
+    try:
+        kernel_fn(*args)
+    finally:
+        set_threads(threads)

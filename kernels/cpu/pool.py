@@ -31,7 +31,7 @@ stays float32 all the way, as in the reference.
 import numpy as np
 from numba import prange
 
-from ._jit import kernel
+from ._jit import kernel, sized
 
 
 # ---- max pooling ---------------------------------------------------------------------------
@@ -160,10 +160,17 @@ def _max_pool(x, kh, kw, sh, sw, ph, pw, oh, ow):
     return out, argmax
 
 
-@kernel
 def max_pool2d_backward(grad_out, argmax, H, W):
     """dx: each output's gradient added to the cell that won its window (argmax from forward;
-    it is trusted, not checked: it must be the forward's, with the same H and W)."""
+    it is trusted, not checked: it must be the forward's, with the same H and W). A cheap loop:
+    serial below CHEAP_FACTOR * SERIAL_BELOW cells of dx (_jit.sized)."""
+    N, C = grad_out.shape[:2]
+    return sized(_max_pool_backward, N * C * H * W, cheap=True)(grad_out, argmax, H, W)
+
+
+@kernel
+def _max_pool_backward(grad_out, argmax, H, W):
+    """max_pool2d_backward's loops."""
     N, C, oh, ow = grad_out.shape
     dx = np.empty((N, C, H * W), dtype=grad_out.dtype)
     for p in prange(N * C):

@@ -66,3 +66,44 @@ def col2im(cols, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
             # += is safe here: within one slice the pixels are distinct
             dxp[:, :, top:top + (oh - 1) * sh + 1:sh, left:left + (ow - 1) * sw + 1:sw] += cols[:, :, i, j]
     return np.ascontiguousarray(dxp[:, :, pt:pt + H, pl:pl + W])
+
+
+# ---- a whole layer in slices (the plan of the CPU kernels for LeNet-sized layers) ---------------
+# The batch is cut at `edges` into slices [lo, hi); on the CPU each slice runs on its own core.
+# Shapes: w3 (G, Og, Kg); cols, dcols (N, G*Kg, L); out, g3 (N, O, L); x, dx (N, C, H, W);
+# dwt (S, G, Kg, Og), db (S, O): each slice's share of dW^T and db. An empty bias, dx, dwt or db
+# means "none" / "not needed".
+def can_run_in_slices(dtype):
+    """Whether conv2d_*_in_slices can run: here always (the CPU kernels need OpenBLAS)."""
+    return True
+
+
+def conv2d_forward_in_slices(x, w3, bias, out, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, edges):
+    """out (N, O, L) = W @ im2col(x) + bias, and cols (N, G*Kg, L) = im2col(x), slice by slice."""
+    G, Og, Kg = w3.shape
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        n = hi - lo
+        cols[lo:hi] = im2col(x[lo:hi], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+        out[lo:hi] = np.matmul(w3, cols[lo:hi].reshape(n, G, Kg, -1)).reshape(n, G * Og, -1)
+        if bias.size:
+            out[lo:hi] += bias[:, None]
+
+
+def conv2d_backward_in_slices(x, w3, g3, cols, recompute, dx, dcols, dwt, db,
+                              kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, edges):
+    """Slice s: dW^T share dwt[s] += sum_n cols[n] @ g[n]^T (per group), db share db[s] += the sum
+    of g over samples and positions, dx = col2im(W^T @ g) (dcols holds W^T @ g)."""
+    G, Og, Kg = w3.shape
+    for s, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        n = hi - lo
+        g4 = g3[lo:hi].reshape(n, G, Og, -1)
+        if dwt.size:
+            if recompute:
+                cols[lo:hi] = im2col(x[lo:hi], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+            c4 = cols[lo:hi].reshape(n, G, Kg, -1)
+            dwt[s] += np.matmul(c4, g4.transpose(0, 1, 3, 2)).sum(axis=0)
+        if dx.size:
+            dcols[lo:hi] = np.matmul(w3.transpose(0, 2, 1), g4).reshape(n, G * Kg, -1)
+            dx[lo:hi] = col2im(dcols[lo:hi], dx.shape[2], dx.shape[3], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+        if db.size:
+            db[s] += g3[lo:hi].sum(axis=(0, 2))

@@ -310,9 +310,17 @@ class Conv2d(Function):
             return cols if hi - lo <= step else None
 
         edges = GM.batch_slices(N, O * Kg * L)
-        kept = GM.run_slices(run, edges)
+        ctx.in_slices = _in_slices(K, x, edges, G * Kg * L)
+        if ctx.in_slices:  # the whole pipeline, slice by slice, in one kernel call
+            cols = E.empty((N, G * Kg, L), x.dtype)
+            b1 = E.empty((0,), x.dtype) if b4 is None else b4.reshape(O)
+            K.conv2d_forward_in_slices(x, w3, b1, out.reshape(N, O, L), cols, kh, kw, *geometry, edges)
+            kept = [cols]
+        else:
+            kept = GM.run_slices(run, edges)
         ctx.save_for_backward(x, weight)
         ctx.geometry, ctx.groups, ctx.has_bias, ctx.edges = geometry, groups, bias is not None, edges
+        ctx.kernel_size = (kh, kw)
         # each slice was one chunk: keep its columns (at most CHUNK_BYTES each) for dW
         ctx.cols = kept if ctx.needs_input_grad[1] and all(c is not None for c in kept) else None
         return out
@@ -336,6 +344,8 @@ class Conv2d(Function):
         step = _chunk_size(N, G * Kg * L * x.dtype.itemsize)
         kept = ctx.cols
         ctx.cols = None                 # free them; a second backward would recompute them
+        if ctx.in_slices:
+            return _backward_in_slices(ctx, x, w3, g4, kept, need_x, need_w, need_b)
 
         def run(lo, hi):  # samples [lo, hi): their dx rows; returns their (dW^T, db) shares
             nonlocal dx
@@ -370,6 +380,34 @@ class Conv2d(Function):
         dweight = E.permute(dwt3, (0, 2, 1)).reshape(weight.shape) if need_w else None
         dbias = db.reshape(O) if need_b else None
         return dx, dweight, dbias
+
+
+def _in_slices(K, x, edges, cols_per_sample):
+    """Whether Conv2d runs as one conv2d_forward_in_slices call: the batch is cut in slices
+    (small products, on the CPU), the kernels can (NumPy's OpenBLAS is there), and each slice's
+    columns fit in one chunk (they are kept for the backward). A 1x1 layer goes this way too,
+    at the cost of copying its input as columns: Python threads for its slices would compete
+    with Numba's spinning threads (kernels/cpu/_jit.py)."""
+    return (len(edges) > 2 and K.can_run_in_slices(x.dtype)
+            and x.shape[0] * cols_per_sample * x.dtype.itemsize <= CHUNK_BYTES * (len(edges) - 1))
+
+
+def _backward_in_slices(ctx, x, w3, g4, kept, need_x, need_w, need_b):
+    """Conv2d.backward as one conv2d_backward_in_slices call; then the slices' dW^T and db
+    shares are added up. Arrays that are not needed go in empty."""
+    E, K, R = lookup("elementwise", x), lookup("conv", x), lookup("reduce", x)
+    N, C, H, W = x.shape
+    G, Og, Kg = w3.shape
+    O, L, S = G * Og, g4.shape[3], len(ctx.edges) - 1
+    cols = kept[0] if kept is not None else E.empty((N, G * Kg, L), x.dtype)
+    dx = E.empty((N if need_x else 0, C, H, W), x.dtype)
+    dcols = E.empty((N if need_x else 0, G * Kg, L), x.dtype)
+    dwt = E.zeros((S if need_w else 0, G, Kg, Og), x.dtype)
+    db = E.zeros((S if need_b else 0, O), x.dtype)
+    K.conv2d_backward_in_slices(x, w3, g4.reshape(N, O, L), cols, kept is None, dx, dcols, dwt, db,
+                                *ctx.kernel_size, *ctx.geometry, ctx.edges)
+    dweight = E.permute(R.sum(dwt, (0,)), (0, 2, 1)).reshape(O, C // G, *ctx.kernel_size) if need_w else None
+    return (dx if need_x else None), dweight, (R.sum(db, (0,)) if need_b else None)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
