@@ -26,8 +26,11 @@ slice of the batch (below) fits in one chunk: then those (at most CHUNK_BYTES a 
 kept. A 1x1 kernel with stride 1 and no padding needs no im2col at all: its columns are the input.
 
 On the CPU, a layer whose per-sample products are small (LeNet's) runs its batch as one slice per
-core at the same time, each slice the whole pipeline above in its own thread (GM.batch_slices and
-GM.run_slices; kernels/cpu/_threads.py explains why). Elsewhere the batch is one slice.
+core at the same time, each slice the whole pipeline above (GM.batch_slices): all slices in one
+parallel kernel call (K.conv2d_forward_in_slices / conv2d_backward_in_slices, which call BLAS
+from inside the kernel), or, where that cannot run (no NumPy OpenBLAS, columns too large), each
+in its own Python thread (GM.run_slices; kernels/cpu/_threads.py says why the kernel is faster).
+Elsewhere (the reference kernels, the GPU) the batch is one slice.
 
 A 3x3 kernel with stride 1 and no dilation goes through Winograd's F(2x2, 3x3) instead (the
 "winograd" kernel family; kernels/reference/winograd.py explains it): the same convolution with
