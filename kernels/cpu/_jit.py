@@ -18,14 +18,17 @@ import os
 import tempfile
 import types
 
-# Numba's OpenMP threads keep GNU OpenMP's default: after a parallel region they spin for a while
-# (GOMP_SPINCOUNT, ~300000 spins) before they sleep. An earlier version made them sleep at once
-# (OMP_WAIT_POLICY=PASSIVE); then every parallel call first woke a sleeping core, ~40 us on an
-# Intel VM and ~130 us on an AMD one, and LeNet-5's training step took 7.7-9.8 ms instead of
-# 6.2-6.7 (AMD VM, 2026-12-03, 3 runs each). Unlike OMP_WAIT_POLICY=ACTIVE the spin is bounded,
-# so a busy machine does not keep losing cores to threads that spin forever.
-import numba
-from numba import njit
+# Numba's OpenMP threads sleep as soon as a parallel region ends. GNU OpenMP's default is to spin
+# for a while first (GOMP_SPINCOUNT, ~300000 spins): that makes the next parallel call cheap
+# (~2 us instead of ~40 us on an Intel VM, ~130 us on an AMD one; LeNet-5's training step 6.2-6.7
+# ms instead of 7.7-9.8 on the AMD VM), but the spinning threads hold the cores that OpenBLAS's
+# threads need for the next large GEMM: AlexNet's conv2 (b32) forward and backward took 880 ms
+# instead of 425, VGG's 3x3 64->64 layer 93 instead of 47 (AMD VM, 2026-12-03; 30000 spins: 650
+# and 62). Read when the threading layer starts, i.e. at the first parallel kernel call; a user's
+# own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numba  # noqa: E402
+from numba import njit  # noqa: E402
 
 FASTMATH = {"reassoc", "contract", "arcp", "afn", "nsz"}
 
@@ -75,19 +78,18 @@ def serial_twin(parallel_kernel):
 
 
 SERIAL_BELOW = 1 << 15  # elements: below this, a kernel's serial twin runs (see `sized`)
-CHEAP_FACTOR = 4        # ... and below 4x as many for a cheap loop (cheap=True)
+CHEAP_FACTOR = 16       # ... and below 16x as many for a cheap loop (cheap=True)
 _twins = {}
 
 
 def sized(parallel_kernel, n, cheap=False):
     """The kernel to run on n elements: the parallel one, or below SERIAL_BELOW its serial twin.
-    A parallel call costs ~2-4 us while Numba's threads still spin after the last one, and
-    ~40 us (Intel VM) to ~130 us (AMD VM) once they sleep: more than a softmax over LeNet's
-    (64, 120) logits takes alone (~10 us). A cheap loop (a compare and a select per element:
-    relu, its gradient, max pooling's scatter) is bound by memory and fast on one core (relu over
-    (64, 16, 10, 10): 14 us serial), so it stays serial up to CHEAP_FACTOR times further. (In
-    LeNet-5's training step, factors 1 and 16 measured the same within noise.) The twin is
-    compiled on first use."""
+    Numba's threads sleep between calls (OMP_WAIT_POLICY=PASSIVE, above), and waking one took
+    ~40 us on an Intel VM and ~130 us on an AMD one: more than a softmax over LeNet's (64, 120)
+    logits takes alone (~10 us). A cheap loop (a compare and a select per element: relu, its
+    gradient, max pooling's scatter) is bound by memory and fast on one core (relu over LeNet's
+    (64, 16, 10, 10) maps: 14 us serial, 161 us parallel on the AMD VM), so it stays serial up to
+    CHEAP_FACTOR times further. The twin is compiled on first use."""
     if n >= SERIAL_BELOW * (CHEAP_FACTOR if cheap else 1):
         return parallel_kernel
     twin = _twins.get(parallel_kernel)

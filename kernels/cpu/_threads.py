@@ -1,9 +1,9 @@
 """Threads on the CPU: OpenBLAS's thread count, and running a batch as slices at the same time.
 
 Three kinds of threads share the cores: Numba's (prange loops), OpenBLAS's (large GEMMs) and
-the helper threads here. Numba's spin for a while after a parallel call, then sleep (GNU
-OpenMP's default, kernels/cpu/_jit.py); a call that finds them asleep first wakes a core:
-~40 us on an Intel VM, ~130 us on an AMD one, more than a small kernel's own work.
+the helper threads here. Numba's sleep between calls (OMP_WAIT_POLICY=PASSIVE, _jit.py says
+why), so each parallel call first wakes a sleeping core: ~40 us on an Intel VM, ~130 us on an
+AMD one, more than a small kernel's own work.
 
 Slices. A layer whose per-sample products are small (LeNet's convolutions: 64 products of
 16x150 by 150x100 per GEMM) runs its batch as one slice per core (`batch_slices`), every slice a
@@ -12,8 +12,8 @@ slice's columns stay in its own core's cache. Conv2d runs its slices inside one 
 kernel when it can (kernels/cpu/conv.py, "a whole layer in slices"); `run_slices` below runs
 them as Python threads, each in its own helper thread. On the AMD VM the threads gained little:
 every step of a slice takes the GIL back, and a thread waiting for it was woken ~100 us late
-(LeNet-5's step: 9.2 ms in threads, 8.4 ms in one kernel with sleeping Numba threads, 6.6-6.8
-with spinning ones, under which the Python threads fell to 10.1 ms).
+(LeNet-5's training step, medians of 20 alternating blocks: 9.2 ms in threads, 8.4 ms in one
+kernel).
 
 Inside a slice `serial()` is True for that thread: kernels then run their serial twins (Numba's
 parallel launches must not nest) and BLAS calls run on one thread and are not split again.

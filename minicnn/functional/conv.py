@@ -389,8 +389,8 @@ def _in_slices(K, x, edges, cols_per_sample):
     """Whether Conv2d runs as one conv2d_forward_in_slices call: the batch is cut in slices
     (small products, on the CPU), the kernels can (NumPy's OpenBLAS is there), and each slice's
     columns fit in one chunk (they are kept for the backward). A 1x1 layer goes this way too,
-    at the cost of copying its input as columns: Python threads for its slices would compete
-    with Numba's spinning threads (kernels/cpu/_jit.py)."""
+    at the cost of copying its input as columns (one kernel call instead of Python threads
+    that pass the GIL between them: kernels/cpu/_threads.py)."""
     return (len(edges) > 2 and K.can_run_in_slices(x.dtype)
             and x.shape[0] * cols_per_sample * x.dtype.itemsize <= CHUNK_BYTES * (len(edges) - 1))
 
