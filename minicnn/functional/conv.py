@@ -402,7 +402,7 @@ def _backward_in_slices(ctx, x, w3, g4, kept, need_x, need_w, need_b):
     N, C, H, W = x.shape
     G, Og, Kg = w3.shape
     O, L, S = G * Og, g4.shape[3], len(ctx.edges) - 1
-    cols = kept[0] if kept is not None else E.empty((N, G * Kg, L), x.dtype)
+    cols = kept[0] if kept is not None else E.empty((N if need_w else 0, G * Kg, L), x.dtype)  # recomputed
     dx = E.empty((N if need_x else 0, C, H, W), x.dtype)
     dcols = E.empty((N if need_x else 0, G * Kg, L), x.dtype)
     dwt = E.zeros((S if need_w else 0, G, Kg, Og), x.dtype)
