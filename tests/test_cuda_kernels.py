@@ -247,6 +247,22 @@ def test_lrn_kernels(N, C, S, size, dtype, seed):
          R_norm.lrn_backward(x, r_out, r_scale, g, size, 0.5, 0.75, 2.0))
 
 
+def test_simulator_block_threads_share_one_shared_array():
+    """In the simulator, all threads of a block must get the same cuda.shared.array: its first
+    creation raced (kernels/cuda/_launch.py locks it). A block-wide tree sum over many blocks and
+    launches then always comes out right."""
+    from numba import config
+    if not config.ENABLE_CUDASIM:
+        pytest.skip("a real GPU: the simulator is not in use")
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    assert getattr(FakeCUDAShared.array, "locked_by_minicnn", False)
+    x = np.arange(2 * 16 * 3, dtype=np.float64).reshape(2, 16, 3) % 7
+    for _ in range(20):
+        mean, var = G_norm.batch_norm_stats(dev(x))
+        np.testing.assert_allclose(host(mean), x.mean(axis=(0, 2)), rtol=1e-12)
+        np.testing.assert_allclose(host(var), x.var(axis=(0, 2)), rtol=1e-12)
+
+
 @FEW
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 5), dtypes, seeds)
 def test_batch_norm_kernels(N, C, S, dtype, seed):

@@ -8,10 +8,50 @@
                  pass through untouched
     flat(a)      a contiguous array seen as 1-D, for the elementwise kernels
 """
+import sys
+import threading
+
 import numpy as np
 from numba import cuda
 
 THREADS = 128
+
+
+def _lock_simulator_shared_arrays():
+    """In Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1) every thread of a block calls
+    cuda.shared.array, and the first call of the block creates the array: the simulator looks it
+    up by the caller's file and line, finds none and stores a new one, without a lock
+    (numba-cuda 0.30, FakeCUDAShared.array). Two threads could both create one and reduce into
+    different arrays: CI once saw batch_norm_stats return a wrong mean for one channel, not
+    reproducible. Here the lookup and the creation run under one lock. A real GPU is not
+    affected; without the simulator this does nothing."""
+    from numba import config
+    if not config.ENABLE_CUDASIM:
+        return
+    from numba.core import types
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    from numba.np import numpy_support
+    if getattr(FakeCUDAShared.array, "locked_by_minicnn", False) or not hasattr(FakeCUDAShared(0), "_allocations"):
+        return  # done already, or a simulator that keeps its arrays some other way
+    unlocked, lock = FakeCUDAShared.array, threading.Lock()
+
+    def array(self, shape, dtype, alignment=None):
+        if shape == 0 or alignment is not None:  # dynamic shared memory, or the simulator's error
+            return unlocked(self, shape, dtype, alignment)
+        frame = sys._getframe(1)
+        caller = (frame.f_code.co_filename, frame.f_lineno)   # the simulator's key
+        with lock:
+            found = self._allocations.get(caller)
+            if found is None:
+                dtype = numpy_support.as_dtype(dtype) if isinstance(dtype, types.Type) else dtype
+                found = self._allocations[caller] = np.empty(shape, dtype)
+        return found
+
+    array.locked_by_minicnn = True
+    FakeCUDAShared.array = array
+
+
+_lock_simulator_shared_arrays()
 
 
 def blocks(n, threads=None):
