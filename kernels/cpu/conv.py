@@ -33,6 +33,9 @@ Parallel plan (every prange iteration owns what it writes, so there are no races
     col2im  one iteration per (n, c) input plane: it gathers every contribution to that plane.
             (A prange over the rows of cols would scatter-add into shared pixels: a race.)
     In a thread that runs one slice of a batch (_threads.py), the serial twins run instead.
+    conv2d_*_in_slices  one iteration per slice [lo, hi) of the batch: it writes the columns,
+            outputs, dx rows of its own samples and its own share of dW^T and db (summed by the
+            caller), calling the serial twins and one-thread BLAS.
 """
 import numpy as np
 from numba import prange
