@@ -22,21 +22,13 @@ import ctypes
 
 import numpy as np
 
+from ._threads import openblas_libraries
+
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 _SYMBOLS = {np.dtype(np.float32): ("scipy_cblas_sgemm64_", "cblas_sgemm64_", ctypes.c_float),
             np.dtype(np.float64): ("scipy_cblas_dgemm64_", "cblas_dgemm64_", ctypes.c_double)}
 _found = {}
-
-
-def _openblas_paths():
-    """The OpenBLAS libraries loaded in this process, NumPy's first (SciPy brings its own)."""
-    try:
-        from threadpoolctl import threadpool_info
-        paths = [i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas"]
-    except Exception:  # no threadpoolctl, or a library it cannot describe
-        return []
-    return sorted(paths, key=lambda p: "numpy" not in p)
 
 
 def gemm_for(dtype):
@@ -51,9 +43,9 @@ def gemm_for(dtype):
 
 def _load(name, alias, real):
     """The first loaded OpenBLAS that exports `name` (or `alias`), with its argument types set."""
-    for path in _openblas_paths():
+    for library in openblas_libraries():
         try:
-            lib = ctypes.CDLL(path)
+            lib = ctypes.CDLL(library.filepath)
         except OSError:
             continue
         fn = getattr(lib, name, None) or getattr(lib, alias, None)

@@ -30,16 +30,21 @@ SMALL_MACS = 1 << 24   # below this many multiply-adds per product, one BLAS thr
 SPLIT_MACS = 1 << 22   # a batch of small products with this many in all is worth splitting
 
 
+def openblas_libraries():
+    """threadpoolctl's controllers of the OpenBLAS libraries loaded in this process, NumPy's
+    first (SciPy, once something imports it, loads an OpenBLAS of its own); [] without any."""
+    try:
+        from threadpoolctl import ThreadpoolController
+        found = ThreadpoolController().select(internal_api="openblas").lib_controllers
+    except Exception:  # no threadpoolctl, or a BLAS it cannot drive: keep NumPy's defaults
+        return []
+    return sorted(found, key=lambda c: "numpy" not in c.filepath)
+
+
 def openblas():
     """[set_num_threads, default count] for NumPy's OpenBLAS, or [None, 0] when there is none."""
     if not _blas:
-        try:
-            from threadpoolctl import ThreadpoolController
-            found = ThreadpoolController().select(internal_api="openblas").lib_controllers
-            # NumPy's own first: SciPy, once something imports it, loads an OpenBLAS of its own
-            found = sorted(found, key=lambda c: "numpy" not in c.filepath)
-        except Exception:  # no threadpoolctl, or a BLAS it cannot drive: keep NumPy's defaults
-            found = []
+        found = openblas_libraries()
         if found:
             # OpenBLAS's own C setter when threadpoolctl can name it (its Python wrapper costs
             # ~15 us a call, and LeNet's training step makes 28 calls), else the wrapper

@@ -19,9 +19,10 @@ writes its own rows of out). Measured on 2 cores: LeNet-5's training-step GEMMs 
 ms. (Splitting batches of large products this way was no faster in the layers' own timings.)
 
 Rule 3, better still, a layer made of such products cuts its whole batch the same way
-(`batch_slices`, `run_slices`: conv2d does), so that each thread runs its slice's im2col, GEMMs
-and col2im back to back (kernels/cpu/_threads.py). Inside a slice, matmul is a plain one-thread
-np.matmul.
+(`batch_slices`), so that each core runs its slice's im2col, GEMMs and col2im back to back.
+conv2d runs those slices inside one Numba kernel (kernels/cpu/conv.py), or where it cannot, as
+Python threads (`run_slices`, kernels/cpu/_threads.py); inside such a thread, matmul is a plain
+one-thread np.matmul.
 """
 import numpy as np
 

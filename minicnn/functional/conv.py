@@ -323,7 +323,6 @@ class Conv2d(Function):
             kept = GM.run_slices(run, edges)
         ctx.save_for_backward(x, weight)
         ctx.geometry, ctx.groups, ctx.has_bias, ctx.edges = geometry, groups, bias is not None, edges
-        ctx.kernel_size = (kh, kw)
         # each slice was one chunk: keep its columns (at most CHUNK_BYTES each) for dW
         ctx.cols = kept if ctx.needs_input_grad[1] and all(c is not None for c in kept) else None
         return out
@@ -342,13 +341,13 @@ class Conv2d(Function):
         R = lookup("reduce", x)
         g4 = E.contiguous(g, x.dtype).reshape(N, G, Og, L)
         w3 = E.contiguous(weight).reshape(G, Og, Kg)   # read transposed, (G, Kg, Og), by the GEMM
-        pointwise = _is_pointwise(kh, kw, geometry)
-        dx = E.empty(x.shape, x.dtype) if need_x else None
-        step = _chunk_size(N, G * Kg * L * x.dtype.itemsize)
         kept = ctx.cols
         ctx.cols = None                 # free them; a second backward would recompute them
         if ctx.in_slices:
-            return _backward_in_slices(ctx, x, w3, g4, kept, need_x, need_w, need_b)
+            return _backward_in_slices(x, weight.shape, w3, g4, kept, geometry, edges, need_x, need_w, need_b)
+        pointwise = _is_pointwise(kh, kw, geometry)
+        dx = E.empty(x.shape, x.dtype) if need_x else None
+        step = _chunk_size(N, G * Kg * L * x.dtype.itemsize)
 
         def run(lo, hi):  # samples [lo, hi): their dx rows; returns their (dW^T, db) shares
             nonlocal dx
@@ -395,21 +394,21 @@ def _in_slices(K, x, edges, cols_per_sample):
             and x.shape[0] * cols_per_sample * x.dtype.itemsize <= CHUNK_BYTES * (len(edges) - 1))
 
 
-def _backward_in_slices(ctx, x, w3, g4, kept, need_x, need_w, need_b):
+def _backward_in_slices(x, w_shape, w3, g4, kept, geometry, edges, need_x, need_w, need_b):
     """Conv2d.backward as one conv2d_backward_in_slices call; then the slices' dW^T and db
     shares are added up. Arrays that are not needed go in empty."""
     E, K, R = lookup("elementwise", x), lookup("conv", x), lookup("reduce", x)
     N, C, H, W = x.shape
     G, Og, Kg = w3.shape
-    O, L, S = G * Og, g4.shape[3], len(ctx.edges) - 1
+    O, L, S = G * Og, g4.shape[3], len(edges) - 1
     cols = kept[0] if kept is not None else E.empty((N if need_w else 0, G * Kg, L), x.dtype)  # recomputed
     dx = E.empty((N if need_x else 0, C, H, W), x.dtype)
     dcols = E.empty((N if need_x else 0, G * Kg, L), x.dtype)
     dwt = E.zeros((S if need_w else 0, G, Kg, Og), x.dtype)
     db = E.zeros((S if need_b else 0, O), x.dtype)
     K.conv2d_backward_in_slices(x, w3, g4.reshape(N, O, L), cols, kept is None, dx, dcols, dwt, db,
-                                *ctx.kernel_size, *ctx.geometry, ctx.edges)
-    dweight = E.permute(R.sum(dwt, (0,)), (0, 2, 1)).reshape(O, C // G, *ctx.kernel_size) if need_w else None
+                                *w_shape[2:], *geometry, edges)
+    dweight = E.permute(R.sum(dwt, (0,)), (0, 2, 1)).reshape(w_shape) if need_w else None
     return (dx if need_x else None), dweight, (R.sum(db, (0,)) if need_b else None)
 
 
