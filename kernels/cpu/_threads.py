@@ -21,9 +21,11 @@ Everything a slice calls must release the GIL to overlap: the Numba kernels do (
 and so do NumPy's loops and BLAS.
 """
 import threading
+from contextlib import contextmanager
 
 _local = threading.local()
 _blas = []  # [set_num_threads, default thread count] once looked up; [None, 0] without OpenBLAS
+_getter = []  # [get_num_threads] once looked up
 _pool = []  # [ThreadPoolExecutor] of helper threads, made on first use
 
 SMALL_MACS = 1 << 24   # below this many multiply-adds per product, one BLAS thread (gemm.py rule 1)
@@ -46,13 +48,38 @@ def openblas():
     if not _blas:
         found = openblas_libraries()
         if found:
-            # OpenBLAS's own C setter when threadpoolctl can name it (its Python wrapper costs
-            # ~15 us a call, and LeNet's training step makes 28 calls), else the wrapper
-            setter = getattr(found[0], "_get_symbol", lambda name: None)("openblas_set_num_threads")
-            _blas.extend([setter or found[0].set_num_threads, found[0].num_threads])
+            # OpenBLAS's own C setter and getter when threadpoolctl can name them (its Python
+            # wrapper is far slower, and a training step changes the count dozens of times)
+            symbol = getattr(found[0], "_get_symbol", lambda name: None)
+            _blas.extend([symbol("openblas_set_num_threads") or found[0].set_num_threads, found[0].num_threads])
+            getter = symbol("openblas_get_num_threads")
+            _getter.append(getter if getter is not None else lambda: found[0].num_threads)
         else:
             _blas.extend([None, 0])
     return _blas
+
+
+def blas_threads_now():
+    """OpenBLAS's thread count in force now (the user's own setting, if they changed it), 0
+    without OpenBLAS."""
+    set_threads, _ = openblas()
+    return int(_getter[0]()) if set_threads is not None else 0
+
+
+@contextmanager
+def blas_threads(n):
+    """Run the block with OpenBLAS on n threads, then put back the count that was in force
+    (not minicnn's idea of a default: a count the user set stays theirs)."""
+    set_threads, _ = openblas()
+    if set_threads is None:
+        yield
+        return
+    before = int(_getter[0]())
+    set_threads(n)
+    try:
+        yield
+    finally:
+        set_threads(before)
 
 
 def serial():
@@ -63,8 +90,8 @@ def serial():
 def slice_count(n, macs):
     """How many slices a batch of n small products of `macs` multiply-adds each is worth: one
     per BLAS thread when they are small (< SMALL_MACS) and SPLIT_MACS in all, else 1."""
-    set_threads, threads = openblas()
-    if set_threads is None or threads <= 1 or serial() or macs >= SMALL_MACS or n * macs < SPLIT_MACS:
+    threads = blas_threads_now()
+    if threads <= 1 or serial() or macs >= SMALL_MACS or n * macs < SPLIT_MACS:
         return 1
     return min(threads, n)
 
@@ -75,7 +102,7 @@ def run_slices(fn, edges):
     the first exception raised is raised again."""
     if len(edges) == 2:
         return [fn(edges[0], edges[1])]
-    set_threads, threads = openblas()
+    threads = blas_threads_now()
     if not _pool:
         from concurrent.futures import ThreadPoolExecutor
         _pool.append(ThreadPoolExecutor(max(threads - 1, 1), thread_name_prefix="minicnn-slice"))
@@ -87,8 +114,7 @@ def run_slices(fn, edges):
         finally:
             _local.serial = False
 
-    set_threads(1)  # global in OpenBLAS: set once here, for every slice, and put back at the end
-    try:
+    with blas_threads(1):  # global in OpenBLAS: set once here, for every slice
         others = [_pool[0].submit(one, lo, hi) for lo, hi in zip(edges[1:-1], edges[2:])]
         try:
             first = one(edges[0], edges[1])
@@ -98,5 +124,3 @@ def run_slices(fn, edges):
             if exc is not None:
                 raise exc
         return [first] + [f.result() for _, f in done]
-    finally:
-        set_threads(threads)

@@ -1,66 +1,73 @@
-"""Convolution kernels, Numba version: the same im2col and col2im as kernels/reference/conv.py.
+"""Convolution, Numba version: the functions of kernels/reference/conv.py (read it first: what is
+computed), and the CPU's plan for computing it fast.
 
-Shapes
-    N        batch size
-    C        input channels
-    H, W     input height and width
-    kh, kw   kernel height and width
-    sh, sw   stride
-    pt, pl   padding at the top and on the left (bottom/right padding is implied by oh, ow)
-    dh, dw   dilation
-    oh, ow   output height and width:  OH = (H + 2P - D*(K-1) - 1) // S + 1
-    L        oh * ow
-
-    cols[n, c*kh*kw + i*kw + j, oy*ow + ox] = x[n, c, oy*sh - pt + i*dh, ox*sw - pl + j*dw]
+Shapes (geom is a ConvGeometry, kernels/geometry.py)
+    N        batch size;  C, O channels in and out;  G = geom.groups,  Og = O / G
+    H, W     input height and width;  kh, kw kernel;  Kg = (C / G)*kh*kw
+    oh, ow   output height and width;  L = oh * ow
+    cols[n, c*kh*kw + i*kw + j, oy*ow + ox] = x[n, c, oy*sh - pt + i*dil_h, ox*sw - pl + j*dil_w]
     (0 where that pixel lies in the padding)
 
-Both work on one zero-padded (n, c) plane at a time, as the reference does: xp, the plane with
-    pt rows on top, pl columns on the left, and at the bottom/right as many as the last window
-    needs. Then output row oy of cols row (c, i, j) is a plain copy of padded row oy*sh + i*dh
-    from column j*dw on (stride sw): no bounds tests in the inner loops. col2im adds every cols
-    row back into a zero padded plane the same way, in the reference's (i, j, oy, ox) order, and
-    copies the plane's interior out, so the sums agree with the reference bit for bit.
+im2col and col2im work on one zero-padded (n, c) plane at a time, as the reference does: then
+output row oy of cols row (c, i, j) is a plain copy of padded row oy*sh + i*dil_h from column
+j*dil_w on (stride sw), with no bounds tests in the inner loops. col2im adds every cols row back
+into a zero padded plane the same way, in the reference's (i, j, oy, ox) order, and copies the
+plane's interior out, so the sums agree with the reference bit for bit.
 
 Indices are flat and unsigned (np.uint64): a signed index could be negative, which NumPy reads
-from the end, so the compiler must test every one and cannot emit plain vector copies. LeNet's
-rows are 10 or 28 long, where that overhead was the whole cost: flat unsigned copies are 1.6-2.2x
-faster than copies between slice views (measured, serial, LeNet's two layers at batch 32).
-(`u(...)` everywhere: mixing uint64 with int64 would make Numba compute in float64.)
+from the end, so the compiler must test every one and cannot emit plain vector copies; on short
+rows (LeNet's are 10 or 28 long) that overhead was the whole cost. (`u(...)` everywhere: mixing
+uint64 with int64 would make Numba compute in float64.)
 
 Parallel plan (every prange iteration owns what it writes, so there are no races):
     im2col  one iteration per (n, c) input plane: it writes the kh*kw rows of cols that plane
             feeds, and nothing else.
     col2im  one iteration per (n, c) input plane: it gathers every contribution to that plane.
             (A prange over the rows of cols would scatter-add into shared pixels: a race.)
-    In a thread that runs one slice of a batch (_threads.py), the serial twins run instead.
-    conv2d_*_in_slices  one iteration per slice [lo, hi) of the batch: it writes the columns,
-            outputs, dx rows of its own samples and its own share of dW^T and db (summed by the
-            caller), calling the serial twins and one-thread BLAS.
+
+The plan of conv2d_forward / conv2d_backward (the same results as the reference, to rounding):
+    1. Winograd: a 3x3 kernel, stride 1, no dilation, padding <= 2 and at least
+       WINOGRAD_MIN_CHANNELS channels per group in and out goes through Winograd's F(2x2, 3x3)
+       (kernels/cpu/winograd.py; kernels/reference/winograd.py derives it): 2.25x fewer
+       multiplications, which pays once the channel products outweigh the transforms.
+    2. Slices: a batch of small per-sample products (LeNet's layers) is cut into one slice per
+       BLAS thread, and one parallel kernel runs every slice's im2col, GEMMs (NumPy's own
+       OpenBLAS called from inside the kernel on one thread, _blas.py) and col2im back to back,
+       without the GIL. Each slice's columns stay in its core's cache and are kept for dW.
+       Needs NumPy's 64-bit-integer OpenBLAS; elsewhere the batch goes in chunks (3).
+    3. Chunks: otherwise the batch goes through im2col + one batched GEMM in chunks of samples
+       whose columns fit in CHUNK_BYTES: buffers of that size are reused by malloc from chunk to
+       chunk (kernels/cpu/_memory.py), while every fresh large buffer costs a page fault per
+       page. The backward recomputes the columns unless the whole batch was one chunk. A 1x1
+       kernel with stride 1 and no padding needs no im2col: its columns are the input.
+Figures behind these choices: benchmarks/results/cpu_measurements.md.
 """
+import types
+
 import numpy as np
 from numba import prange
 
+from . import winograd
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
 from ._jit import kernel, serial_twin
-from ._threads import openblas, serial
+from ._threads import blas_threads, slice_count
+from .gemm import matmul
 
 u = np.uint64
 
-
-@kernel(parallel=False)
-def _padded_shape(H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
-    """(Hp, Wp): the input plus pt/pl on top/left and what the last window needs below/right."""
-    pb = max(0, (oh - 1) * sh + (kh - 1) * dh + 1 - H - pt)
-    pr = max(0, (ow - 1) * sw + (kw - 1) * dw + 1 - W - pl)
-    return H + pt + pb, W + pl + pr
+WORKSPACE_BYTES = 256 * 2**20  # never allocate a larger im2col buffer for one chunk of samples
+CHUNK_BYTES = 16 * 2**20       # the chunk size aimed at (plan 3)
+WINOGRAD = True                # plan 1 on or off
+WINOGRAD_MIN_CHANNELS = 16     # ... for layers with at least this many channels per group in and out
 
 
 @kernel
-def _im2col(x, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+def _im2col(x, cols, geom):
     """cols (N, C*kh*kw, L), C-contiguous, filled from x."""
     N, C, H, W = x.shape
+    kh, kw, sh, sw, pt, pl, pb, pr, dil_h, dil_w, groups, oh, ow = geom
     kk, L = kh * kw, oh * ow
-    Hp, Wp = _padded_shape(H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    Hp, Wp = pt + H + pb, pl + W + pr             # the plane with its padding
     xf, cf = x.reshape(-1), cols.reshape(-1)        # flat views: plane p = (n, c) starts at p*H*W
     for p in prange(N * C):
         xp = np.zeros(Hp * Wp, dtype=x.dtype)     # this plane, zero-padded, flat
@@ -72,17 +79,18 @@ def _im2col(x, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
             for j in range(kw):
                 row = (p * kk + i * kw + j) * L     # where cols row (c, i, j) of sample n starts
                 for oy in range(oh):
-                    dst, src = u(row + oy * ow), u((oy * sh + i * dh) * Wp + j * dw)
+                    dst, src = u(row + oy * ow), u((oy * sh + i * dil_h) * Wp + j * dil_w)
                     for ox in range(u(ow)):
                         cf[dst + ox] = xp[src + ox * u(sw)]
 
 
 @kernel
-def _col2im(cols, dx, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+def _col2im(cols, dx, geom):
     """dx (N, C, H, W), C-contiguous, overwritten with the adjoint of im2col applied to cols."""
     N, C, H, W = dx.shape
+    kh, kw, sh, sw, pt, pl, pb, pr, dil_h, dil_w, groups, oh, ow = geom
     kk, L = kh * kw, oh * ow
-    Hp, Wp = _padded_shape(H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    Hp, Wp = pt + H + pb, pl + W + pr             # the plane with its padding
     cf, df = cols.reshape(-1), dx.reshape(-1)
     for p in prange(N * C):
         xp = np.zeros(Hp * Wp, dtype=cols.dtype)  # this plane's gradient, padding included
@@ -90,7 +98,7 @@ def _col2im(cols, dx, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
             for j in range(kw):
                 row = (p * kk + i * kw + j) * L
                 for oy in range(oh):
-                    src, dst = u(row + oy * ow), u((oy * sh + i * dh) * Wp + j * dw)
+                    src, dst = u(row + oy * ow), u((oy * sh + i * dil_h) * Wp + j * dil_w)
                     for ox in range(u(ow)):
                         xp[dst + ox * u(sw)] += cf[src + ox]
         for a in range(H):                          # the interior; what fell on padding is dropped
@@ -102,37 +110,143 @@ def _col2im(cols, dx, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
 _im2col_serial, _col2im_serial = serial_twin(_im2col), serial_twin(_col2im)
 
 
-def im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+def im2col(x, geom):
     """cols (N, C*kh*kw, oh*ow) of x (N, C, H, W): see the legend."""
     N, C = x.shape[:2]
-    cols = np.empty((N, C * kh * kw, oh * ow), dtype=x.dtype)
-    (_im2col_serial if serial() else _im2col)(np.ascontiguousarray(x), cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    cols = np.empty((N, C * geom.kh * geom.kw, geom.oh * geom.ow), dtype=x.dtype)
+    _im2col(np.ascontiguousarray(x), cols, geom)
     return cols
 
 
-def col2im(cols, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow):
+def col2im(cols, geom, H, W):
     """dx (N, C, H, W): every column entry added back to the pixel it was copied from."""
-    N = cols.shape[0]
-    dx = np.empty((N, cols.shape[1] // (kh * kw), H, W), dtype=cols.dtype)
-    (_col2im_serial if serial() else _col2im)(np.ascontiguousarray(cols), dx, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    N, C = cols.shape[0], cols.shape[1] // (geom.kh * geom.kw)
+    dx = np.empty((N, C, H, W), dtype=cols.dtype)
+    _col2im(np.ascontiguousarray(cols), dx, geom)
     return dx
 
 
-# ---- a whole layer in slices: batches of small products (LeNet's) ------------------------------
-# One parallel call per pass instead of one Python thread per slice: each prange iteration is a
-# slice [lo, hi) of the batch (edges), running its im2col, its GEMMs (NumPy's OpenBLAS, called
-# from the kernel on one thread: _blas.py) and its col2im back to back, without the GIL.
+# ---- the plan ------------------------------------------------------------------------------
+def conv2d_forward(x, weight, bias, geom):
+    """out (N, O, oh, ow) = W @ im2col(x) + b, per group. -> (out, saved for conv2d_backward)."""
+    x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    bias = None if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    if _winograd_suits(weight, geom):
+        return winograd.conv2d_forward(x, weight, bias, geom)
+    N, (O, Kg) = x.shape[0], (weight.shape[0], weight[0].size)
+    edges = _batch_slices(N, O * Kg * geom.oh * geom.ow)
+    if len(edges) > 2 and gemm_for(x.dtype) is not None and _columns_bytes(x, weight, geom) <= CHUNK_BYTES * (len(edges) - 1):
+        return _forward_in_slices(x, weight, bias, geom, edges)
+    return _forward_in_chunks(x, weight, bias, geom)
+
+
+def conv2d_backward(saved, g, needs):
+    """-> (dx, dweight, dbias), None where needs[i] is False (x, weight, bias)."""
+    needs = (needs[0], needs[1], len(needs) > 2 and needs[2])
+    g = np.ascontiguousarray(g, dtype=saved.x.dtype)
+    backward = {"winograd": winograd.conv2d_backward, "slices": _backward_in_slices,
+                "chunks": _backward_in_chunks}[saved.plan]
+    return backward(saved, g, needs)
+
+
+def _winograd_suits(weight, geom):
+    O, Cg = weight.shape[:2]
+    return (WINOGRAD and geom.kh == geom.kw == 3 and geom.sh == geom.sw == geom.dil_h == geom.dil_w == 1
+            and 0 <= geom.pt <= 2 and 0 <= geom.pl <= 2
+            and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS)
+
+
+def _batch_slices(n, macs):
+    """Edges [0, ..., n] of the slices the batch runs in at the same time: one per BLAS thread
+    when each sample's products (`macs` multiply-adds) are small, else one slice."""
+    parts = slice_count(n, macs)
+    return [n * i // parts for i in range(parts + 1)]
+
+
+def _columns_bytes(x, weight, geom, n=None):
+    """The size of im2col's columns for n samples (default: the whole batch)."""
+    n = x.shape[0] if n is None else n
+    return n * weight[0].size * geom.groups * geom.oh * geom.ow * x.dtype.itemsize
+
+
+def _is_pointwise(geom):
+    """A 1x1 kernel, stride 1, no padding: the columns are the input itself, no copy needed."""
+    return geom.kh == geom.kw == geom.sh == geom.sw == 1 and geom.pt == geom.pl == geom.pb == geom.pr == 0
+
+
+def _columns(x, geom):
+    return x.reshape(x.shape[0], x.shape[1], -1) if _is_pointwise(geom) else im2col(x, geom)
+
+
+# ---- plan 3: chunks of samples -------------------------------------------------------------
+def _forward_in_chunks(x, weight, bias, geom):
+    N, O, G, L = x.shape[0], weight.shape[0], geom.groups, geom.oh * geom.ow
+    w3 = weight.reshape(G, O // G, -1)                                  # (G, Og, Kg)
+    out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
+    step = max(1, min(N, min(CHUNK_BYTES, WORKSPACE_BYTES) // max(_columns_bytes(x, weight, geom, 1), 1)))
+    for a in range(0, N, step):
+        s = slice(a, a + step)
+        cols = _columns(x[s], geom)
+        n = cols.shape[0]
+        # (G, Og, Kg) @ (n, G, Kg, L) -> (n, G, Og, L), written straight into the NCHW output
+        matmul(w3, cols.reshape(n, G, -1, L), out=out[s].reshape(n, G, O // G, L))
+        if bias is not None:
+            out[s] += bias.reshape(1, O, 1, 1)
+    kept = cols if step >= N else None           # the whole batch was one chunk: keep them for dW
+    return out, types.SimpleNamespace(plan="chunks", x=x, weight=weight, geom=geom, cols=kept, step=step)
+
+
+def _backward_in_chunks(saved, g, needs):
+    x, weight, geom, step = saved.x, saved.weight, saved.geom, saved.step
+    N, C, H, W = x.shape
+    O, G, L = weight.shape[0], geom.groups, geom.oh * geom.ow
+    g4 = g.reshape(N, G, O // G, L)
+    w3 = weight.reshape(G, O // G, -1)                                  # read transposed by the GEMM
+    dx = np.empty(x.shape, dtype=x.dtype) if needs[0] and step < N else None
+    dwt = np.zeros((G, w3.shape[2], O // G), dtype=x.dtype) if needs[1] else None
+    for a in range(0, N, step):
+        s = slice(a, a + step)
+        n = g4[s].shape[0]
+        if needs[1]:                                # dW^T += cols @ g^T (kept, or recomputed)
+            cols = saved.cols if saved.cols is not None else _columns(x[s], geom)
+            _add_weight_grad(dwt, g4[s], cols.reshape(n, G, -1, L))
+        if needs[0]:                                # dcols = W^T @ g, dx = col2im(dcols)
+            dcols = matmul(w3, g4[s], trans_a=True)                     # (n, G, Kg, L)
+            part = dcols.reshape(n, C, H, W) if _is_pointwise(geom) else col2im(dcols.reshape(n, -1, L), geom, H, W)
+            if step >= N:
+                dx = part                           # one chunk: no copy
+            else:
+                dx[s] = part
+    saved.cols = None                               # free them; a second backward recomputes them
+    dweight = dwt.transpose(0, 2, 1).reshape(weight.shape) if needs[1] else None
+    return dx, dweight, (g.sum(axis=(0, 2, 3)) if needs[2] else None)
+
+
+def _add_weight_grad(dwt3, g4, cols4):
+    """dwt3 (G, Kg, Og) += sum_n cols4[n] @ g4[n]^T, for g4 (n, G, Og, L) and cols4 (n, G, Kg, L):
+    the weight gradient transposed, in the orientation OpenBLAS runs fastest (the long Kg side
+    as the product's rows); the caller transposes the sum once at the end. Several samples go
+    through one batched matmul, as many as keep its result under ~4 MB."""
+    n = g4.shape[0]
+    m = max(1, min(n, (4 * 2**20) // max(dwt3.nbytes, 1)))
+    for a in range(0, n, m):
+        dwt3 += matmul(cols4[a:a + m], g4[a:a + m], trans_b=True).sum(axis=0)
+
+
+# ---- plan 2: the whole layer in slices, in one kernel ------------------------------------------
+# Each prange iteration is a slice [lo, hi) of the batch (edges), running its im2col, its GEMMs
+# and its col2im back to back, without the GIL, on one BLAS thread.
 #   w3 (G, Og, Kg)  cols, dcols (N, G*Kg, L)  out, g3 (N, O, L)  x, dx (N, C, H, W)
 #   dwt (S, G, Kg, Og): each slice's share of dW^T      db (S, O): each slice's share of db
-# An empty bias, dx or dwt/db means "none" / "not needed".
+# An empty bias, dx, dwt or db means "none" / "not needed".
 @kernel
-def _forward_in_slices(x, w3, bias, out, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, edges, gemm):
+def _slices_forward(x, w3, bias, out, cols, geom, edges, gemm):
     G, Og, Kg = w3.shape
-    L = oh * ow
+    L = geom.oh * geom.ow
     one, zero = x.dtype.type(1), x.dtype.type(0)
     for s in prange(edges.size - 1):
         lo, hi = edges[s], edges[s + 1]
-        _im2col_serial(x[lo:hi], cols[lo:hi], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+        _im2col_serial(x[lo:hi], cols[lo:hi], geom)
         for n in range(lo, hi):
             for g in range(G):   # out[n, group g] (Og, L) = W[g] (Og, Kg) @ cols[n, group g] (Kg, L)
                 gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[g].ctypes.data, Kg,
@@ -144,16 +258,15 @@ def _forward_in_slices(x, w3, bias, out, cols, kh, kw, sh, sw, pt, pl, dh, dw, o
 
 
 @kernel
-def _backward_in_slices(x, w3, g3, cols, recompute, dx, dcols, dwt, db,
-                        kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, edges, gemm):
+def _slices_backward(x, w3, g3, cols, recompute, dx, dcols, dwt, db, geom, edges, gemm):
     G, Og, Kg = w3.shape
-    L = oh * ow
+    L = geom.oh * geom.ow
     one, zero = x.dtype.type(1), x.dtype.type(0)
     for s in prange(edges.size - 1):
         lo, hi = edges[s], edges[s + 1]
         if dwt.size > 0:
             if recompute:
-                _im2col_serial(x[lo:hi], cols[lo:hi], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+                _im2col_serial(x[lo:hi], cols[lo:hi], geom)
             for n in range(lo, hi):
                 for g in range(G):   # dW^T[g] (Kg, Og) += cols[n, g] (Kg, L) @ g[n, g]^T (L, Og)
                     gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, cols[n, g * Kg:].ctypes.data, L,
@@ -163,7 +276,7 @@ def _backward_in_slices(x, w3, g3, cols, recompute, dx, dcols, dwt, db,
                 for g in range(G):   # dcols[n, g] (Kg, L) = W[g]^T (Kg, Og) @ g[n, g] (Og, L)
                     gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[g].ctypes.data, Kg,
                          g3[n, g * Og:].ctypes.data, L, zero, dcols[n, g * Kg:].ctypes.data, L)
-            _col2im_serial(dcols[lo:hi], dx[lo:hi], kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+            _col2im_serial(dcols[lo:hi], dx[lo:hi], geom)
         if db.size > 0:
             for n in range(lo, hi):
                 for o in range(g3.shape[1]):
@@ -173,30 +286,32 @@ def _backward_in_slices(x, w3, g3, cols, recompute, dx, dcols, dwt, db,
                     db[s, o] += acc
 
 
-def can_run_in_slices(dtype):
-    """Whether conv2d_*_in_slices can run here: it needs NumPy's OpenBLAS (see _blas.py)."""
-    return gemm_for(dtype) is not None
+def _forward_in_slices(x, weight, bias, geom, edges):
+    N, O, G, L = x.shape[0], weight.shape[0], geom.groups, geom.oh * geom.ow
+    w3 = weight.reshape(G, O // G, -1)
+    out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
+    cols = np.empty((N, G * w3.shape[2], L), dtype=x.dtype)
+    b1 = np.empty(0, dtype=x.dtype) if bias is None else bias
+    edges = np.asarray(edges, dtype=np.int64)
+    with blas_threads(1):                  # each slice's GEMMs run on its own core
+        _slices_forward(x, w3, b1, out.reshape(N, O, L), cols, geom, edges, gemm_for(x.dtype))
+    return out, types.SimpleNamespace(plan="slices", x=x, weight=weight, geom=geom, cols=cols, edges=edges)
 
 
-def conv2d_forward_in_slices(x, w3, bias, out, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, edges):
-    """out (N, O, L) = W @ im2col(x) + bias, and cols (N, G*Kg, L) = im2col(x), slice by slice."""
-    _one_blas_thread(_forward_in_slices, x, w3, bias, out, cols, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow,
-                     np.asarray(edges, dtype=np.int64), gemm_for(x.dtype))
-
-
-def conv2d_backward_in_slices(x, w3, g3, cols, recompute, dx, dcols, dwt, db,
-                              kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, edges):
-    """dx = col2im(W^T g) into dx (via dcols), each slice's dW^T share into dwt[s] (which must
-    start at zero) and its db share into db[s]; cols are im2col(x), recomputed if `recompute`."""
-    _one_blas_thread(_backward_in_slices, x, w3, g3, cols, recompute, dx, dcols, dwt, db,
-                     kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, np.asarray(edges, dtype=np.int64), gemm_for(x.dtype))
-
-
-def _one_blas_thread(kernel_fn, *args):
-    """Run kernel_fn with OpenBLAS on one thread: each slice's GEMMs run on its own core."""
-    set_threads, threads = openblas()
-    set_threads(1)
-    try:
-        kernel_fn(*args)
-    finally:
-        set_threads(threads)
+def _backward_in_slices(saved, g, needs):
+    x, weight, geom, edges = saved.x, saved.weight, saved.geom, saved.edges
+    N, C, H, W = x.shape
+    O, G, L, S = weight.shape[0], geom.groups, geom.oh * geom.ow, len(edges) - 1
+    w3 = weight.reshape(G, O // G, -1)
+    recompute = saved.cols is None          # a second backward: the columns were freed
+    cols = np.empty((N, G * w3.shape[2], L), x.dtype) if recompute else saved.cols
+    dx = np.empty((N if needs[0] else 0, C, H, W), x.dtype)
+    dcols = np.empty((N if needs[0] else 0, G * w3.shape[2], L), x.dtype)
+    dwt = np.zeros((S if needs[1] else 0, G, w3.shape[2], O // G), x.dtype)
+    db = np.zeros((S if needs[2] else 0, O), x.dtype)
+    with blas_threads(1):
+        _slices_backward(x, w3, g.reshape(N, O, L), cols, recompute, dx, dcols, dwt, db, geom, edges,
+                         gemm_for(x.dtype))
+    saved.cols = None
+    dweight = dwt.sum(axis=0).transpose(0, 2, 1).reshape(weight.shape) if needs[1] else None
+    return (dx if needs[0] else None), dweight, (db.sum(axis=0) if needs[2] else None)

@@ -24,10 +24,13 @@ plane is first copied, padded, into even and odd columns apart, xs[row, parity, 
 parity]; then d0..d3 of tile tx are xs[., 0, tx], xs[., 1, tx], xs[., 0, tx+1], xs[., 1, tx+1], four
 contiguous runs, and every inner loop over tx is a plain vector loop.
 """
+import types
+
 import numpy as np
 from numba import prange
 
 from ._jit import kernel
+from .gemm import matmul
 
 
 @kernel(parallel=False)
@@ -257,3 +260,68 @@ def weight_grad_transform(du):
                 dw[o, c, i, 1] = (s[i, 1] - s[i, 2]) * half
                 dw[o, c, i, 2] = (s[i, 1] + s[i, 2]) * half + s[i, 3]
     return dw
+
+
+# ---- the whole convolution: the CPU's plan ----------------------------------------------------
+# conv2d_forward / conv2d_backward: kernels/reference/winograd.py's, computed in chunks of samples
+# whose transformed tiles (V and M, ~4x the input and output) fit in CHUNK_BYTES. The chunks are
+# larger than im2col's: the 16 products per chunk are small, and only large products use every
+# core (kernels/cpu/gemm.py). The transformed weight U is kept for dx, and V for dW when the
+# whole batch was one chunk.
+CHUNK_BYTES = 64 * 2**20
+
+
+def _chunk(x, O, geom):
+    """Samples per chunk: their V and M within CHUNK_BYTES, at least one sample."""
+    th, tw = tiles(geom.oh, geom.ow)
+    per_sample = 16 * (x.shape[1] + O) * th * tw * x.dtype.itemsize
+    return max(1, min(x.shape[0], CHUNK_BYTES // max(per_sample, 1)))
+
+
+def conv2d_forward(x, weight, bias, geom):
+    """out (N, O, oh, ow) = A^T [U * V] A (+ b). -> (out, saved for conv2d_backward)."""
+    N, C = x.shape[:2]
+    O, Cg, groups = weight.shape[0], weight.shape[1], geom.groups
+    u4 = weight_transform(weight).reshape(16, groups, O // groups, Cg)      # U = G w G^T
+    th, tw = tiles(geom.oh, geom.ow)
+    out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
+    step = _chunk(x, O, geom)
+    for s in range(0, N, step):
+        v = input_transform(x[s:s + step], geom.pt, geom.pl, geom.oh, geom.ow)   # V = B^T d B
+        n, T = v.shape[2] // (th * tw), v.shape[2]
+        m = matmul(u4, v.reshape(16, groups, Cg, T))                        # M = U V per xi
+        y = output_transform(m.reshape(16, O, T), n, geom.oh, geom.ow, bias)  # Y = A^T M A + b
+        if n == N:
+            out = y                                                         # one chunk: no copy
+        else:
+            out[s:s + step] = y
+    saved = types.SimpleNamespace(plan="winograd", x=x, weight=weight, geom=geom, u4=u4, step=step,
+                                  v=v if step >= N else None)
+    return out, saved
+
+
+def conv2d_backward(saved, g, needs):
+    """-> (dx, dweight, dbias): Gh = A g A^T, dx = B (U^T Gh) B^T, dw = G^T (Gh V^T) G, db = sum g."""
+    x, geom, u4, step = saved.x, saved.geom, saved.u4, saved.step
+    N, C, H, W = x.shape
+    groups, Og, Cg = u4.shape[1:]
+    dx = np.empty(x.shape, dtype=x.dtype) if needs[0] and step < N else None
+    du = np.zeros((16, groups, Og, Cg), dtype=x.dtype) if needs[1] else None
+    for s in range(0, N, step):
+        gh = grad_output_transform(g[s:s + step])                           # (16, O, T)
+        T = gh.shape[2]
+        gh4 = gh.reshape(16, groups, Og, T)
+        if needs[0]:
+            dv = matmul(u4, gh4, trans_a=True)                              # (16, G, Cg, T)
+            part = input_grad_transform(dv.reshape(16, C, T), min(N, s + step) - s, H, W,
+                                        geom.pt, geom.pl, geom.oh, geom.ow)
+            if step >= N:
+                dx = part                                                   # one chunk: no copy
+            else:
+                dx[s:s + step] = part
+        if needs[1]:  # V kept from the forward when the batch was one chunk, else recomputed
+            v = saved.v if saved.v is not None else input_transform(x[s:s + step], geom.pt, geom.pl, geom.oh, geom.ow)
+            du += matmul(gh4, v.reshape(16, groups, Cg, T), trans_b=True)
+    saved.v = None                      # free it; a second backward recomputes it
+    dweight = weight_grad_transform(du.reshape(16, groups * Og, Cg)) if needs[1] else None
+    return dx, dweight, (g.sum(axis=(0, 2, 3)) if needs[2] else None)

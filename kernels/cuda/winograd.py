@@ -37,8 +37,13 @@ Thread-to-data mapping (every thread owns what it writes: no atomics, no races)
     weight_transform:      one thread per (o, c), flat over O*Cg; reads w[o, c], writes U[:, o, c].
     weight_grad_transform: one thread per (o, c); reads dU[:, o, c], writes dw[o, c].
 """
+import types
+
 from numba import cuda
 
+from . import elementwise as E
+from . import gemm as GM
+from . import reduce as R
 from ._launch import THREADS, blocks, empty, scalar, zeros
 
 
@@ -362,3 +367,37 @@ def weight_grad_transform(du):
     if dw.size:
         _weight_grad_transform_kernel[blocks(O * Cg), THREADS](du, dw, scalar(0.5, du.dtype))
     return dw
+
+
+# ---- the whole convolution on the device: kernels/reference/winograd.py's conv2d_* -----------------
+def conv2d_forward(x, weight, bias, geom):
+    """out (N, O, oh, ow) = A^T [U * V] A (+ b). -> (out, saved for conv2d_backward)."""
+    N, C = x.shape[0], x.shape[1]
+    O, Cg, groups = weight.shape[0], weight.shape[1], geom.groups
+    u4 = weight_transform(weight).reshape(16, groups, O // groups, Cg)      # U = G w G^T
+    v = input_transform(x, geom.pt, geom.pl, geom.oh, geom.ow)              # V = B^T d B
+    T = v.shape[2]
+    m = GM.matmul(u4, v.reshape(16, groups, Cg, T))                         # M = U V per xi
+    out = output_transform(m.reshape(16, O, T), N, geom.oh, geom.ow, bias)  # Y = A^T M A + b
+    return out, types.SimpleNamespace(plan="winograd", x=x, weight=weight, geom=geom, u4=u4, v=v)
+
+
+def conv2d_backward(saved, g, needs):
+    """-> (dx, dweight, dbias): Gh = A g A^T, dx = B (U^T Gh) B^T, dw = G^T (Gh V^T) G, db = sum g."""
+    x, geom, u4, v = saved.x, saved.geom, saved.u4, saved.v
+    N, C, H, W = x.shape
+    groups, Og, Cg = u4.shape[1], u4.shape[2], u4.shape[3]
+    g = E.contiguous(g, x.dtype)
+    gh = grad_output_transform(g)                                           # (16, O, T)
+    T = gh.shape[2]
+    gh4 = gh.reshape(16, groups, Og, T)
+    dx = dweight = dbias = None
+    if needs[0]:
+        dv = GM.matmul(u4, gh4, trans_a=True)                               # dV = U^T Gh
+        dx = input_grad_transform(dv.reshape(16, C, T), N, H, W, geom.pt, geom.pl, geom.oh, geom.ow)
+    if needs[1]:
+        du = GM.matmul(gh4, v.reshape(16, groups, Cg, T), trans_b=True)     # dU = Gh V^T
+        dweight = weight_grad_transform(du.reshape(16, groups * Og, Cg))
+    if len(needs) > 2 and needs[2]:
+        dbias = R.sum(g, (0, 2, 3))
+    return dx, dweight, dbias

@@ -17,15 +17,3 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
     B = np.swapaxes(b, -1, -2) if trans_b else b
     return np.matmul(A, B, out=out)
 
-
-def batch_slices(n, macs):
-    """Edges [0, ..., n] of the slices an op may run its batch of n samples in at the same time
-    (`macs`: the multiply-adds of one sample's products). Here one slice, the whole batch; the
-    CPU version cuts it in one slice per core when the products are small (kernels/cpu/_threads.py)."""
-    return [0, n]
-
-
-def run_slices(fn, edges):
-    """[fn(lo, hi) for each consecutive pair of edges], one after the other here (the CPU
-    version runs them at the same time, one per thread)."""
-    return [fn(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]

@@ -119,8 +119,8 @@ def grad_output_transform(g):
 def weight_transform(w):
     """w (O, Cg, 3, 3) -> U (16, O, Cg):  U[4a+b, o, c] = (G w[o, c] G^T)[a, b]."""
     O, Cg = w.shape[:2]
-    g = G.astype(w.dtype)
-    u = _sandwich(g, w, g)                                              # G w G^T  (O, Cg, 4, 4)
+    gm = G.astype(w.dtype)
+    u = _sandwich(gm, w, gm)                                              # G w G^T  (O, Cg, 4, 4)
     return np.ascontiguousarray(u.transpose(2, 3, 0, 1)).reshape(16, O, Cg)
 
 
@@ -128,6 +128,42 @@ def weight_grad_transform(du):
     """dU (16, O, Cg) -> dw (O, Cg, 3, 3):  dw[o, c] = G^T dU[:, o, c] G, the adjoint of
     weight_transform."""
     _, O, Cg = du.shape
-    g = G.astype(du.dtype)
+    gm = G.astype(du.dtype)
     du = du.reshape(4, 4, O, Cg).transpose(2, 3, 0, 1)                  # (O, Cg, 4, 4)
-    return np.ascontiguousarray(_sandwich(g.T, du, g.T))              # G^T dU G
+    return np.ascontiguousarray(_sandwich(gm.T, du, gm.T))              # G^T dU G
+
+
+# ---- the whole convolution, Winograd's way ------------------------------------------------------
+# conv2d_forward / conv2d_backward: the same entry points as kernels/reference/conv.py, for a 3x3
+# kernel with stride 1 and no dilation. The CPU and GPU plans (kernels/cpu/conv.py) call these for
+# such layers; here they are the algorithm in one screen each.
+def conv2d_forward(x, weight, bias, geom):
+    """out (N, O, oh, ow) = Y = A^T [U * V] A (+ b), summed over input channels per group.
+    -> (out, saved for conv2d_backward)."""
+    N, C = x.shape[:2]
+    O, Cg, groups = weight.shape[0], weight.shape[1], geom.groups
+    u = weight_transform(weight).reshape(16, groups, O // groups, Cg)            # U = G w G^T
+    v = input_transform(x, geom.pt, geom.pl, geom.oh, geom.ow)          # V = B^T d B  (16, C, T)
+    T = v.shape[2]
+    m = np.matmul(u, v.reshape(16, groups, Cg, T)).reshape(16, O, T)         # M[xi] = U[xi] @ V[xi]
+    out = output_transform(m, N, geom.oh, geom.ow, bias)                # Y = A^T M A + b
+    return out, (x, weight, u, v, geom)
+
+
+def conv2d_backward(saved, g, needs):
+    """-> (dx, dweight, dbias), each transform's adjoint applied in reverse order."""
+    x, weight, u, v, geom = saved
+    N, C, H, W = x.shape
+    O, Cg, groups = weight.shape[0], weight.shape[1], geom.groups
+    gh = grad_output_transform(g)                                       # Gh = A g A^T  (16, O, T)
+    gh4 = gh.reshape(16, groups, O // groups, -1)
+    dx = dweight = dbias = None
+    if needs[0]:
+        dv = np.matmul(u.transpose(0, 1, 3, 2), gh4)                     # dV[xi] = U[xi]^T @ Gh[xi]
+        dx = input_grad_transform(dv.reshape(16, C, -1), N, H, W, geom.pt, geom.pl, geom.oh, geom.ow)
+    if needs[1]:
+        du = np.matmul(gh4, v.reshape(16, groups, Cg, -1).transpose(0, 1, 3, 2))   # dU = Gh @ V^T
+        dweight = weight_grad_transform(du.reshape(16, O, Cg))          # dw = G^T dU G
+    if len(needs) > 2 and needs[2]:
+        dbias = g.sum(axis=(0, 2, 3))
+    return dx, dweight, dbias

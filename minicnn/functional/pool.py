@@ -20,22 +20,10 @@ import numpy as np
 
 from ..kernels import lookup
 from ..tensor import Function, Tensor
+from ._args import pair as _pair
 
 
 # ---- argument checking ---------------------------------------------------------------------
-def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _pair(name, what, value):
-    """An int or a pair of ints -> a pair of Python ints."""
-    if _is_int(value):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
-        return int(value[0]), int(value[1])
-    raise ValueError(f"{name}: {what} must be an int or a pair of ints, got {value!r}")
-
-
 def _as_input(name, x):
     """x as a float Tensor of rank 3 or 4, or a clear error."""
     if not isinstance(x, Tensor):
