@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 import minicnn as mc  # noqa: E402
 import minicnn.functional as F  # noqa: E402
-import minicnn.functional.conv as conv_module  # noqa: E402
+import minicnn.kernels.cpu.conv as conv_module  # noqa: E402  (the CPU plan: WINOGRAD switch)
 
 try:
     import torch
@@ -239,13 +239,14 @@ def kernel_rows(repeats):
     from minicnn.kernels.reference import conv as rconv, pool as rpool
     rng = np.random.default_rng(2)
     cols = rng.standard_normal((32, 256 * 9, 13 * 13)).astype(np.float32)
-    args = (13, 13, 3, 3, 1, 1, 1, 1, 1, 1, 13, 13)
+    from minicnn.kernels.geometry import ConvGeometry
+    geom = ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 13, 13)
     x = rng.standard_normal((32, 96, 55, 55)).astype(np.float32)
     out, arg = rpool.max_pool2d_forward(x, 3, 3, 2, 2, 0, 0, 27, 27)
     g = rng.standard_normal(out.shape).astype(np.float32)
     rows = []
     for name, ref, fast in [
-        ("col2im 32x(256*9)x169", lambda: rconv.col2im(cols, *args), lambda: cconv.col2im(cols, *args)),
+        ("col2im 32x(256*9)x169", lambda: rconv.col2im(cols, geom, 13, 13), lambda: cconv.col2im(cols, geom, 13, 13)),
         ("max_pool2d_backward 32x96x55x55", lambda: rpool.max_pool2d_backward(g, arg, 55, 55),
          lambda: cpool.max_pool2d_backward(g, arg, 55, 55)),
     ]:
@@ -304,7 +305,7 @@ def markdown(result):
              "Forward+backward medians in milliseconds; ratios < 1 mean minicnn's Numba kernels are faster.",
              "", "Machine: " + ", ".join(f"{k}={v}" for k, v in result["machine"].items()), "",
              f"Measured sgemm rate: {result['sgemm_gflops']:.1f} GFLOP/s", "",
-             "3x3 stride-1 layers with >= 16 channels run Winograd F(2x2, 3x3) (minicnn/functional/conv.py);",
+             "3x3 stride-1 layers with >= 16 channels run Winograd F(2x2, 3x3) (kernels/cpu/conv.py);",
              "the 'Numba im2col' column times them through im2col + GEMM instead. 'Numba % of sgemm' is the",
              "direct convolution's FLOPs over the time, against the measured sgemm rate.", "",
              "| case | naive loops | NumPy reference | Numba | Numba im2col | PyTorch | GEMM ceiling | Numba/PyTorch | reference/Numba | Numba % of sgemm |",

@@ -29,6 +29,7 @@ import os
 import numpy as np
 
 from . import _grad_mode
+from .functional._args import pair
 from .tensor import Tensor
 
 DPI = 100
@@ -560,32 +561,27 @@ def plot_graph(tensor, names=None, save=None, figsize=None, dpi=DPI):
 
 
 # ---- im2col -------------------------------------------------------------------------------------
-def _pair(name, v):
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return int(v), int(v)
-    if isinstance(v, (tuple, list)) and len(v) == 2:
-        return int(v[0]), int(v[1])
-    raise ValueError(f"{name}: expected an int or a pair of ints, got {v!r}")
-
-
 def im2col_index_matrix(H=4, W=4, kernel_size=3, stride=1, padding=0, dilation=1):
     """Which input pixel lands in which im2col cell, for one channel: an int array
     (kH*kW, OH*OW) holding the flat index h*W + w of the pixel, or -1 where the window reads
     padding. Computed with the reference im2col on an index image (pixel value = index + 1,
     so that the zeros im2col writes for padding become -1)."""
+    from .kernels.geometry import ConvGeometry
     from .kernels.reference import conv as ref
 
-    kh, kw = _pair("im2col_index_matrix", kernel_size)
-    sh, sw = _pair("im2col_index_matrix", stride)
-    ph, pw = _pair("im2col_index_matrix", padding)
-    dh, dw = _pair("im2col_index_matrix", dilation)
+    kh, kw = pair("im2col_index_matrix", "kernel_size", kernel_size)
+    sh, sw = pair("im2col_index_matrix", "stride", stride)
+    ph, pw = pair("im2col_index_matrix", "padding", padding)
+    dh, dw = pair("im2col_index_matrix", "dilation", dilation)
     oh = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     ow = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     if oh < 1 or ow < 1:
         raise ValueError(f"im2col_index_matrix: a {kh}x{kw} window does not fit a {H}x{W} input "
                          f"with padding {padding} (output would be {oh}x{ow})")
     index_image = (np.arange(H * W, dtype=np.float64) + 1).reshape(1, 1, H, W)
-    cols = ref.im2col(index_image, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)[0]
+    geom = ConvGeometry(kh=kh, kw=kw, sh=sh, sw=sw, pt=ph, pl=pw, pb=ph, pr=pw,
+                        dil_h=dh, dil_w=dw, groups=1, oh=oh, ow=ow)
+    cols = ref.im2col(index_image, geom)[0]
     return cols.astype(np.int64) - 1
 
 
@@ -651,8 +647,8 @@ def plot_pooling(x=None, kernel_size=2, stride=None, mode="max", save=None, figs
         raise ValueError(f"plot_pooling: expected a 2-D matrix, got shape {x.shape}")
     if mode not in ("max", "avg"):
         raise ValueError(f"plot_pooling: mode must be 'max' or 'avg', got {mode!r}")
-    kh, kw = _pair("plot_pooling", kernel_size)
-    sh, sw = _pair("plot_pooling", (kh, kw) if stride is None else stride)
+    kh, kw = pair("plot_pooling", "kernel_size", kernel_size)
+    sh, sw = pair("plot_pooling", "stride", (kh, kw) if stride is None else stride)
     pool = F.max_pool2d if mode == "max" else F.avg_pool2d
     with _grad_mode.no_grad():
         out = pool(Tensor(x[None, None]), (kh, kw), (sh, sw)).numpy()[0, 0]

@@ -138,12 +138,13 @@ def test_only_requested_gradients_are_computed(rng):
 
 def test_batch_chunks_give_the_same_result(rng, monkeypatch):
     """A tiny workspace forces one sample per im2col chunk: forward and backward must not change."""
-    import minicnn.functional.conv as conv_module
+    from minicnn.kernels.cpu import conv as conv_module
     x, w, b = T(rng.standard_normal((5, 3, 6, 6))), T(rng.standard_normal((4, 3, 3, 3))), T(rng.standard_normal(4))
     g = rng.standard_normal((5, 4, 3, 3))
     results = []
     for limit in (conv_module.WORKSPACE_BYTES, 1):
         monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", limit)
+        monkeypatch.setattr(conv_module, "CHUNK_BYTES", limit)
         x.grad = w.grad = b.grad = None
         out = F.conv2d(x, w, b, stride=2, padding=1)
         out.backward(g)
@@ -183,7 +184,7 @@ def test_pointwise_shortcut_matches_the_general_path(rng, monkeypatch):
     out.backward(g)
     np.testing.assert_allclose(x.grad, np.einsum("nohw,oc->nchw", g, w.data[:, :, 0, 0]), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(w.grad[:, :, 0, 0], np.einsum("nohw,nchw->oc", g, x.data), rtol=1e-12, atol=1e-12)
-    import minicnn.functional.conv as conv_module
+    from minicnn.kernels.cpu import conv as conv_module
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)   # one sample per chunk
     x.grad = w.grad = None
     F.conv2d(x, w).backward(g)

@@ -9,14 +9,16 @@ from hypothesis import strategies as st
 import minicnn as mc
 import minicnn.functional as F
 from minicnn.kernels.cpu import conv as numba_conv
+from minicnn.functional.conv import conv_geometry
+from minicnn.kernels.geometry import ConvGeometry
 from minicnn.kernels.reference import conv as ref_conv
 from minicnn.testing.conv import conv2d_configs
 
 
 @st.composite
 def geometries(draw, max_size=9):
-    """Kernel arguments (N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow), with any bottom/right
-    padding (asymmetric, as TensorFlow's "same" makes it) and an output of at least 1x1."""
+    """(input shape, ConvGeometry), with any bottom/right padding (asymmetric, as TensorFlow's
+    "same" makes it) and an output of at least 1x1."""
     N, C = draw(st.integers(1, 2)), draw(st.integers(1, 3))
     dims = []
     for _ in range(2):
@@ -26,14 +28,20 @@ def geometries(draw, max_size=9):
         extent = d * (k - 1) + 1
         if size + before + after < extent:
             after = extent - size - before
-        dims.append((size, k, s, before, d, (size + before + after - extent) // s + 1))
-    (H, kh, sh, pt, dh, oh), (W, kw, sw, pl, dw, ow) = dims
-    return N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow
+        dims.append((size, k, s, before, after, d, (size + before + after - extent) // s + 1))
+    (H, kh, sh, pt, pb, dil_h, oh), (W, kw, sw, pl, pr, dil_w, ow) = dims
+    return (N, C, H, W), ConvGeometry(kh, kw, sh, sw, pt, pl, pb, pr, dil_h, dil_w, 1, oh, ow)
 
 
 def _args(g):
-    N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = g
-    return (N, C, H, W), (kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    return g
+
+
+def _geom(kh, kw, sh, sw, pt, pl, dil_h, dil_w, oh, ow, H, W):
+    """A ConvGeometry whose bottom/right padding is what the last window needs."""
+    pb = max(0, (oh - 1) * sh + (kh - 1) * dil_h + 1 - H - pt)
+    pr = max(0, (ow - 1) * sw + (kw - 1) * dil_w + 1 - W - pl)
+    return ConvGeometry(kh, kw, sh, sw, pt, pl, pb, pr, dil_h, dil_w, 1, oh, ow)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -43,15 +51,15 @@ def test_numba_kernels_equal_reference(dtype, g, seed):
     rng = np.random.default_rng(seed)
     shape, args = _args(g)
     x = rng.standard_normal(shape).astype(dtype)
-    cols = ref_conv.im2col(x, *args)
-    got = numba_conv.im2col(x, *args)
+    cols = ref_conv.im2col(x, args)
+    got = numba_conv.im2col(x, args)
     assert got.dtype == cols.dtype == dtype
     assert cols.shape == (shape[0], shape[1] * args[0] * args[1], args[-2] * args[-1])
     np.testing.assert_array_equal(got, cols)
 
     c = rng.standard_normal(cols.shape).astype(dtype)
-    dx_ref = ref_conv.col2im(c, shape[2], shape[3], *args)
-    dx = numba_conv.col2im(c, shape[2], shape[3], *args)
+    dx_ref = ref_conv.col2im(c, args, shape[2], shape[3])
+    dx = numba_conv.col2im(c, args, shape[2], shape[3])
     assert dx.dtype == dx_ref.dtype == dtype and dx.shape == shape
     # same summation order in both: equal to the last bit
     np.testing.assert_array_equal(dx, dx_ref)
@@ -60,7 +68,7 @@ def test_numba_kernels_equal_reference(dtype, g, seed):
 def test_im2col_layout_by_hand():
     # x = 1..9 in one 3x3 plane; 2x2 kernel, stride 1, padding 1 on top/left only, output 2x2
     x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
-    cols = ref_conv.im2col(x, 2, 2, 1, 1, 1, 1, 1, 1, 2, 2)
+    cols = ref_conv.im2col(x, _geom(2, 2, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3))
     # row i*kw + j, column oy*ow + ox, reading pixel (oy - 1 + i, ox - 1 + j); 0 in the padding
     want = np.array([[0, 0, 0, 1],   # (i, j) = (0, 0): pixels (-1,-1) (-1,0) (0,-1) (0,0)
                      [0, 0, 1, 2],   # (0, 1): (-1,0) (-1,1) (0,0) (0,1)
@@ -68,7 +76,7 @@ def test_im2col_layout_by_hand():
                      [1, 2, 4, 5]],  # (1, 1): (0,0) (0,1) (1,0) (1,1)
                     dtype=float)
     np.testing.assert_array_equal(cols[0], want)
-    np.testing.assert_array_equal(numba_conv.im2col(x, 2, 2, 1, 1, 1, 1, 1, 1, 2, 2), cols)
+    np.testing.assert_array_equal(numba_conv.im2col(x, _geom(2, 2, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3)), cols)
 
 
 @settings(max_examples=30)
@@ -79,29 +87,28 @@ def test_col2im_is_the_adjoint_of_im2col(impl, g, seed):
     rng = np.random.default_rng(seed)
     shape, args = _args(g)
     x = rng.standard_normal(shape)
-    cols = impl.im2col(x, *args)
+    cols = impl.im2col(x, args)
     c = rng.standard_normal(cols.shape)
     lhs = np.sum(cols * c)
-    rhs = np.sum(x * impl.col2im(c, shape[2], shape[3], *args))
+    rhs = np.sum(x * impl.col2im(c, args, shape[2], shape[3]))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("args", [
-    (3, 3, 1, 1, 1, 1, 1, 1, 32, 32),    # heavy overlap: every pixel under 9 windows
-    (5, 5, 2, 2, 2, 2, 1, 1, 16, 16),
-    (3, 3, 1, 1, 2, 2, 2, 2, 32, 32),    # dilated
+    _geom(3, 3, 1, 1, 1, 1, 1, 1, 32, 32, 32, 32),    # heavy overlap: every pixel under 9 windows
+    _geom(5, 5, 2, 2, 2, 2, 1, 1, 16, 16, 32, 32),
+    _geom(3, 3, 1, 1, 2, 2, 2, 2, 32, 32, 32, 32),    # dilated
 ])
 def test_col2im_has_no_race(args):
     """One channel, one thread-chunk per iteration, many repeats: any scatter-add race would show."""
     rng = np.random.default_rng(7)
-    kh, kw = args[:2]
-    cols = rng.standard_normal((3, kh * kw, args[-2] * args[-1]))
-    want = ref_conv.col2im(cols, 32, 32, *args)
+    cols = rng.standard_normal((3, args.kh * args.kw, args.oh * args.ow))
+    want = ref_conv.col2im(cols, args, 32, 32)
     numba.set_parallel_chunksize(1)
     try:
         for _ in range(50):
-            np.testing.assert_array_equal(numba_conv.col2im(cols, 32, 32, *args), want)
-            np.testing.assert_array_equal(numba_conv.im2col(want, *args), ref_conv.im2col(want, *args))
+            np.testing.assert_array_equal(numba_conv.col2im(cols, args, 32, 32), want)
+            np.testing.assert_array_equal(numba_conv.im2col(want, args), ref_conv.im2col(want, args))
     finally:
         numba.set_parallel_chunksize(0)
 
@@ -110,12 +117,12 @@ def test_col2im_has_no_race(args):
 def test_nan_in_nan_out(dtype):
     x = np.ones((1, 2, 5, 5), dtype=dtype)
     x[0, 1, 2, 3] = np.nan
-    args = (3, 3, 1, 1, 1, 1, 1, 1, 5, 5)
-    cols = numba_conv.im2col(x, *args)
-    np.testing.assert_array_equal(np.isnan(cols), np.isnan(ref_conv.im2col(x, *args)))
+    args = _geom(3, 3, 1, 1, 1, 1, 1, 1, 5, 5, 5, 5)
+    cols = numba_conv.im2col(x, args)
+    np.testing.assert_array_equal(np.isnan(cols), np.isnan(ref_conv.im2col(x, args)))
     assert np.isnan(cols).sum() == 9      # the pixel is in 9 windows
-    dx = numba_conv.col2im(cols, 5, 5, *args)
-    np.testing.assert_array_equal(np.isnan(dx), np.isnan(ref_conv.col2im(cols, 5, 5, *args)))
+    dx = numba_conv.col2im(cols, args, 5, 5)
+    np.testing.assert_array_equal(np.isnan(dx), np.isnan(ref_conv.col2im(cols, args, 5, 5)))
     assert np.isnan(dx).sum() == 1 and np.isnan(dx[0, 1, 2, 3])  # all 9 entries go back to that pixel
     out = F.conv2d(x, np.ones((1, 2, 3, 3), dtype=dtype), padding=1)
     assert np.isnan(out.data).sum() == 9
@@ -150,7 +157,7 @@ def test_cpu_gemm_runs_small_products_on_one_blas_thread_and_restores_the_count(
 
     from minicnn.kernels.cpu import _threads, gemm
 
-    set_threads, default = gemm.openblas()
+    set_threads, default = _threads.openblas()
     if set_threads is None or default <= 1:
         pytest.skip("needs OpenBLAS with more than one thread")
     calls = []
@@ -175,9 +182,9 @@ def test_cpu_gemm_split_batches_equal_numpy(monkeypatch, trans_a, trans_b, given
     """Batches of small products run in parts, one per BLAS thread, in threads of their own:
     the same numbers as one np.matmul, with a shared (broadcast) operand, a batch of both, and
     an odd batch size."""
-    from minicnn.kernels.cpu import gemm
+    from minicnn.kernels.cpu import _threads, gemm
 
-    set_threads, default = gemm.openblas()
+    set_threads, default = _threads.openblas()
     if set_threads is None or default <= 1:
         pytest.skip("needs OpenBLAS with more than one thread")
     split = []
@@ -215,108 +222,100 @@ def test_serial_twins_equal_reference(dtype, g):
     parallel kernels and the reference compute, bit for bit."""
     shape, args = _args(g)
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
-    cols = ref_conv.im2col(x, *args)
+    cols = ref_conv.im2col(x, args)
     got = np.full_like(cols, np.nan)                    # every entry must be written
-    numba_conv._im2col_serial(x, got, *args)
+    numba_conv._im2col_serial(x, got, args)
     np.testing.assert_array_equal(got, cols)
     dx = np.full_like(x, np.nan)
-    numba_conv._col2im_serial(cols, dx, *args)
-    np.testing.assert_array_equal(dx, ref_conv.col2im(cols, *shape[2:], *args))
+    numba_conv._col2im_serial(cols, dx, args)
+    np.testing.assert_array_equal(dx, ref_conv.col2im(cols, args, *shape[2:]))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@settings(max_examples=25)
-@given(g=geometries(), seed=st.integers(0, 2**31 - 1), groups=st.integers(1, 2), og=st.integers(1, 3),
-       slices=st.integers(1, 3), bias=st.booleans(), need_x=st.booleans(), need_w=st.booleans(),
-       recompute=st.booleans())
-def test_conv_in_slices_kernels_equal_reference(dtype, g, seed, groups, og, slices, bias, need_x, need_w,
-                                                recompute):
-    """conv2d_forward_in_slices and conv2d_backward_in_slices, Numba (its GEMMs called from the
-    kernel) against the reference plan, over geometries, groups, slice counts and what is wanted."""
-    if not numba_conv.can_run_in_slices(dtype):
-        pytest.skip("needs NumPy's 64-bit-integer OpenBLAS (kernels/cpu/_blas.py)")
-    rng = np.random.default_rng(seed)
-    (N, C, H, W), args = _args(g)
-    C *= groups
-    N += slices                                                   # at least one sample a slice
-    kh, kw, oh, ow = args[0], args[1], args[-2], args[-1]
-    Kg, O, L = (C // groups) * kh * kw, og * groups, oh * ow
-    edges = np.linspace(0, N, slices + 1).astype(np.int64)
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w3 = rng.standard_normal((groups, og, Kg)).astype(dtype)
-    b = rng.standard_normal(O).astype(dtype) if bias else np.empty(0, dtype)
-    g3 = rng.standard_normal((N, O, L)).astype(dtype)
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
-    results = []
-    for impl in (ref_conv, numba_conv):
-        out, cols = np.full((N, O, L), np.nan, dtype), np.full((N, groups * Kg, L), np.nan, dtype)
-        impl.conv2d_forward_in_slices(x, w3, b, out, cols, *args, edges)
-        if recompute:
-            cols[:] = np.nan                                      # it must compute them again
-        dx = np.full((N if need_x else 0, C, H, W), np.nan, dtype)
-        dcols = np.empty((N if need_x else 0, groups * Kg, L), dtype)
-        dwt = np.zeros((slices if need_w else 0, groups, Kg, og), dtype)
-        db = np.zeros((slices if bias else 0, O), dtype)
-        impl.conv2d_backward_in_slices(x, w3, g3, cols, recompute, dx, dcols, dwt, db, *args, edges)
-        results.append((out, dx, dwt, db))
-    for want, got in zip(*results):
-        np.testing.assert_allclose(got, want, **tol)
-    out = results[0][0]  # and the reference plan is a convolution: im2col + GEMM + bias
-    want = np.matmul(w3, ref_conv.im2col(x, *args).reshape(N, groups, Kg, L)).reshape(N, O, L)
-    np.testing.assert_allclose(out, want + (b[:, None] if bias else 0), **tol)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", [
+PLAN_CASES = [
     dict(x=(64, 6, 14, 14), w=(16, 6, 5, 5)),                             # LeNet-5's conv2
-    dict(x=(64, 1, 28, 28), w=(6, 1, 5, 5), padding=2, x_grad=False),    # conv1: no dx wanted
+    dict(x=(64, 1, 28, 28), w=(6, 1, 5, 5), padding=2, needs=(False, True, True)),  # conv1: no dx
     dict(x=(33, 8, 48, 48), w=(16, 4, 3, 3), stride=2, groups=2, bias=False),  # odd batch
-    dict(x=(64, 32, 16, 16), w=(32, 32, 1, 1)),                           # pointwise: dx by GEMM
-])
-@pytest.mark.parametrize("path", ["one kernel", "threads"])
-def test_conv2d_in_slices_equals_reference(monkeypatch, dtype, case, path):
-    """A batch of small products runs as one slice per core, either all in one Numba kernel
-    (conv2d_*_in_slices) or each slice in its own Python thread (GM.run_slices): the same output
-    and gradients as the reference kernels (dW and db are the slices' shares added up, so only
-    to rounding), and the slices really ran that way."""
-    import minicnn.functional.conv as conv_module
-    from minicnn.kernels.cpu import gemm
+    dict(x=(64, 32, 16, 16), w=(32, 32, 1, 1)),                           # pointwise
+    dict(x=(3, 16, 9, 10), w=(32, 8, 3, 3), padding=1, groups=2),         # Winograd's
+    dict(x=(2, 3, 11, 9), w=(4, 3, 3, 2), stride=(2, 1), dilation=2),     # small: chunks
+]
 
-    set_threads, default = gemm.openblas()
-    if set_threads is None or default <= 1:
-        pytest.skip("needs OpenBLAS with more than one thread")
-    if path == "one kernel" and not numba_conv.can_run_in_slices(dtype):
-        pytest.skip("needs NumPy's 64-bit-integer OpenBLAS (kernels/cpu/_blas.py)")
-    seen = []
-    run_slices = gemm.run_slices
-    monkeypatch.setattr(gemm, "run_slices", lambda fn, edges: (seen.append(("threads", len(edges) - 1)), run_slices(fn, edges))[1])
-    for name in ("conv2d_forward_in_slices", "conv2d_backward_in_slices"):
-        monkeypatch.setattr(numba_conv, name, lambda *a, _f=getattr(numba_conv, name): (seen.append(("kernel", len(a[-1]) - 1)), _f(*a))[1])
-    if path == "threads":
-        monkeypatch.setattr(conv_module, "_in_slices", lambda *a: False)
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", PLAN_CASES)
+@pytest.mark.parametrize("chunk_bytes", [None, 1], ids=["default", "one sample a chunk"])
+def test_cpu_conv_plan_equals_reference(monkeypatch, dtype, case, chunk_bytes):
+    """kernels/cpu/conv.py's conv2d_forward/backward against the reference's, for every plan
+    (Winograd, slices in one kernel, chunks), twice backward (kept columns, then recomputed)."""
+    if chunk_bytes is not None:
+        monkeypatch.setattr(numba_conv, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(numba_conv.winograd, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(1)
-    x0 = rng.standard_normal(case["x"]).astype(dtype)
-    w0 = (rng.standard_normal(case["w"]) * 0.1).astype(dtype)
-    b0 = rng.standard_normal(case["w"][0]).astype(dtype) if case.get("bias", True) else None
-    kwargs = {k: case[k] for k in ("stride", "padding", "groups") if k in case}
-    results = {}
-    for name in ("reference", "numba"):
-        with mc.use_kernels(name):
-            x = mc.Tensor(x0, requires_grad=case.get("x_grad", True), dtype=dtype)
-            w = mc.Tensor(w0, requires_grad=True, dtype=dtype)
-            b = None if b0 is None else mc.Tensor(b0, requires_grad=True, dtype=dtype)
-            out = F.conv2d(x, w, b, **kwargs)
-            out.backward(np.cos(np.arange(out.size, dtype=dtype)).reshape(out.shape))
-            results[name] = [out.data, x.grad, w.grad, None if b is None else b.grad]
-    way = "kernel" if path == "one kernel" else "threads"
-    assert seen == [(way, min(default, case["x"][0]))] * 2   # forward and backward, in slices
+    x = rng.standard_normal(case["x"]).astype(dtype)
+    w = (rng.standard_normal(case["w"]) * 0.1).astype(dtype)
+    b = rng.standard_normal(case["w"][0]).astype(dtype) if case.get("bias", True) else None
+    kwargs = {k: case[k] for k in ("stride", "padding", "groups", "dilation") if k in case}
+    geom = conv_geometry("conv2d", x.shape, w.shape, kwargs.get("stride", 1), kwargs.get("padding", 0),
+                         kwargs.get("dilation", 1), kwargs.get("groups", 1))
+    needs = case.get("needs", (True, True, b is not None))
+    want_out, saved = ref_conv.conv2d_forward(x, w, b, geom)
+    g = np.cos(np.arange(want_out.size, dtype=dtype)).reshape(want_out.shape)
+    want = ref_conv.conv2d_backward(saved, g, needs)
+    out, saved = numba_conv.conv2d_forward(x, w, b, geom)
     tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-10)
-    for ref, got in zip(*results.values()):
-        if ref is None:
-            assert got is None
-        else:
-            assert got.dtype == dtype
-            np.testing.assert_allclose(got, ref, **tol)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, want_out, **tol)
+    for _ in range(2):
+        got = numba_conv.conv2d_backward(saved, g, needs)
+        for ref, mine in zip(want, got):
+            if ref is None:
+                assert mine is None
+            else:
+                assert mine.dtype == dtype
+                np.testing.assert_allclose(mine, ref, **tol)
+
+
+def test_cpu_conv_plan_choice(monkeypatch):
+    """Which plan runs: Winograd for 3x3 stride-1 layers of >= WINOGRAD_MIN_CHANNELS channels per
+    group, slices for a batch of small products (where NumPy's OpenBLAS can be called from the
+    kernel and BLAS has threads), chunks otherwise; WINOGRAD = False turns Winograd off."""
+    from minicnn.kernels.cpu import _blas, _threads
+
+    def plan(x_shape, w_shape, padding=0):
+        x, w = np.ones(x_shape, np.float32), np.ones(w_shape, np.float32)
+        geom = conv_geometry("conv2d", x_shape, w_shape, 1, padding, 1, 1)
+        return numba_conv.conv2d_forward(x, w, None, geom)[1].plan
+    n = numba_conv.WINOGRAD_MIN_CHANNELS
+    assert plan((2, n, 8, 8), (n, n, 3, 3), padding=1) == "winograd"
+    assert plan((2, n - 1, 8, 8), (n, n - 1, 3, 3), padding=1) != "winograd"
+    monkeypatch.setattr(numba_conv, "WINOGRAD", False)
+    assert plan((2, n, 8, 8), (n, n, 3, 3), padding=1) == "chunks"
+    sliced = _threads.blas_threads_now() > 1 and _blas.gemm_for(np.float32) is not None
+    assert plan((64, 6, 14, 14), (16, 6, 5, 5)) == ("slices" if sliced else "chunks")
+
+
+def test_a_blas_thread_count_the_user_set_is_kept():
+    """minicnn changes OpenBLAS's thread count around small products and slices, and puts back
+    the count that was in force, not a default it looked up once."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from minicnn.kernels.cpu import _threads
+
+    if _threads.openblas()[0] is None:
+        pytest.skip("needs OpenBLAS")
+
+    def counts():
+        return {lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"}
+    x = mc.Tensor(np.ones((64, 6, 14, 14), np.float32), requires_grad=True)
+    w = mc.Tensor(np.ones((16, 6, 5, 5), np.float32), requires_grad=True)
+    before = counts()
+    with threadpool_limits(limits=1, user_api="blas"):
+        F.conv2d(x, w).sum().backward()
+        a = np.ones((8, 8), np.float32)
+        from minicnn.kernels.cpu import gemm
+        gemm.matmul(a, a)
+        assert counts() == {1}
+    assert counts() == before
 
 
 def test_run_slices_waits_for_all_raises_the_error_and_restores_blas_threads():

@@ -27,6 +27,7 @@ from minicnn.kernels.cuda import optim as G_optim  # noqa: E402
 from minicnn.kernels.cuda import pool as G_pool  # noqa: E402
 from minicnn.kernels.cuda import reduce as G_red  # noqa: E402
 from minicnn.kernels.cuda import shape as G_shape  # noqa: E402
+from minicnn.kernels.geometry import ConvGeometry  # noqa: E402
 from minicnn.kernels.reference import activation as R_act  # noqa: E402
 from minicnn.kernels.reference import conv as R_conv  # noqa: E402
 from minicnn.kernels.reference import dropout as R_drop  # noqa: E402
@@ -80,7 +81,7 @@ def conv_geometry(draw):
     H, W = draw(st.integers((kh - 1) * dh + 1, 7)), draw(st.integers((kw - 1) * dw + 1, 7))
     oh = (H + 2 * pt - dh * (kh - 1) - 1) // sh + 1
     ow = (W + 2 * pl - dw * (kw - 1) - 1) // sw + 1
-    return H, W, (kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    return H, W, ConvGeometry(kh, kw, sh, sw, pt, pl, pt, pl, dh, dw, 1, oh, ow)
 
 
 @FEW
@@ -89,18 +90,18 @@ def test_im2col_col2im(geom, N, C, dtype, seed):
     H, W, g = geom
     rng = np.random.default_rng(seed)
     x = randn(rng, (N, C, H, W), dtype)
-    same(G_conv.im2col(dev(x), *g), R_conv.im2col(x, *g), exact=True)
-    cols = randn(rng, R_conv.im2col(x, *g).shape, dtype)
-    same(G_conv.col2im(dev(cols), H, W, *g), R_conv.col2im(cols, H, W, *g))
+    same(G_conv.im2col(dev(x), g), R_conv.im2col(x, g), exact=True)
+    cols = randn(rng, R_conv.im2col(x, g).shape, dtype)
+    same(G_conv.col2im(dev(cols), g, H, W), R_conv.col2im(cols, g, H, W))
 
 
 def test_col2im_overlapping_windows_single_channel_exact():
     """Stride 1, 3x3: every pixel gathers up to 9 entries, the reference's order: exact."""
     rng = np.random.default_rng(0)
-    g = (3, 3, 1, 1, 1, 1, 1, 1, 6, 6)
+    g = ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 6)
     cols = randn(rng, (1, 9, 36), np.float32)
     for _ in range(3):
-        same(G_conv.col2im(dev(cols), 6, 6, *g), R_conv.col2im(cols, 6, 6, *g), exact=True)
+        same(G_conv.col2im(dev(cols), g, 6, 6), R_conv.col2im(cols, g, 6, 6), exact=True)
 
 
 # ---- pool ----------------------------------------------------------------------------------

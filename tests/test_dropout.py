@@ -183,3 +183,15 @@ def test_numba_op_equals_reference_op(rng, dtype, fn):
         results[kernels] = out.numpy(), x.grad
     for ref, new in zip(results["reference"], results["numba"]):
         np.testing.assert_array_equal(new, ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(0,), (7,), (3, 4, 5), (4, 6)])
+def test_numba_dropout_mask_equals_reference(rng, dtype, shape):
+    from minicnn.kernels.cpu import dropout as C
+    from minicnn.kernels.reference import dropout as R
+    for u in (rng.random(shape), rng.random(shape).astype(np.float32)):
+        for p in (0.0, 0.3, 0.9):
+            new, ref = C.dropout_mask(u, p, dtype), R.dropout_mask(u, p, dtype)
+            assert new.dtype == ref.dtype and new.shape == ref.shape
+            np.testing.assert_array_equal(new, ref)

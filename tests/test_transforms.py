@@ -229,5 +229,5 @@ def test_to_float():
 def test_bad_input_messages():
     with pytest.raises(ValueError, match=r"CenterCrop: expected an image array of shape \(C, H, W\), got \(28, 28\)"):
         T.CenterCrop(3)(np.zeros((28, 28), np.float32))
-    with pytest.raises(ValueError, match=r"RandomCrop: expected a positive size"):
+    with pytest.raises(ValueError, match=r"RandomCrop: size must be >= 1, got 0"):
         T.RandomCrop(0)

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 import minicnn as mc
 import minicnn.functional as F
-import minicnn.functional.conv as conv_module
+from minicnn.functional.conv import conv_geometry
+from minicnn.kernels.cpu import conv as conv_module
 from minicnn.gradcheck import gradcheck
 from minicnn.kernels.cpu import winograd as numba_w
 from minicnn.kernels.reference import conv as ref_conv
@@ -81,9 +82,19 @@ def test_grad_transforms_are_adjoints(case, seed):
                                    np.sum(m * k.grad_output_transform(g)), rtol=1e-10)
 
 
+def _geom(pt, pl, H, W, groups=1):
+    """The ConvGeometry of a 3x3 stride-1 layer with padding (pt, pl) on both sides."""
+    return conv_geometry("conv2d", (1, 1, H, W), (1, 1, 3, 3), 1, (pt, pl), 1, groups)
+
+
+def _plan(out):
+    """Which plan of kernels/cpu/conv.py computed this conv2d output."""
+    return out._node.conv_saved.plan
+
+
 def _direct(x, w, pt, pl, oh, ow):
     """The convolution by im2col in float64: what Winograd must reproduce."""
-    cols = ref_conv.im2col(x, 3, 3, 1, 1, pt, pl, 1, 1, oh, ow)
+    cols = ref_conv.im2col(x, _geom(pt, pl, x.shape[2], x.shape[3]))
     return np.matmul(w.reshape(w.shape[0], -1), cols).reshape(x.shape[0], w.shape[0], oh, ow)
 
 
@@ -102,7 +113,7 @@ def test_reference_algebra(case, seed):
     np.testing.assert_allclose(y, _direct(x, w, pt, pl, oh, ow), atol=1e-12)
     # dx = sum over tiles of B (U^T Gh) B^T, the transforms read backwards (what conv2d does) ...
     dcols = np.matmul(w.reshape(O, -1).T, g.reshape(N, O, -1))
-    want = ref_conv.col2im(dcols, H, W, 3, 3, 1, 1, pt, pl, 1, 1, oh, ow)
+    want = ref_conv.col2im(dcols, _geom(pt, pl, H, W), H, W)
     gh = ref_w.grad_output_transform(g)
     dv = np.swapaxes(ref_w.weight_transform(w), 1, 2) @ gh
     np.testing.assert_allclose(ref_w.input_grad_transform(dv, N, H, W, pt, pl, oh, ow), want, atol=1e-12)
@@ -112,7 +123,7 @@ def test_reference_algebra(case, seed):
     np.testing.assert_allclose(dx, want, atol=1e-12)
     # dw = G^T (sum_t Gh V^T) G
     dw = ref_w.weight_grad_transform(ref_w.grad_output_transform(g) @ np.swapaxes(v, 1, 2))
-    cols = ref_conv.im2col(x, 3, 3, 1, 1, pt, pl, 1, 1, oh, ow)
+    cols = ref_conv.im2col(x, _geom(pt, pl, H, W))
     want = np.einsum("nol,nkl->ok", g.reshape(N, O, -1), cols).reshape(O, C, 3, 3)
     np.testing.assert_allclose(dw, want, atol=1e-12)
 
@@ -122,6 +133,7 @@ def always_winograd(monkeypatch):
     """Let tiny layers take the Winograd path (normally from 16 channels on)."""
     monkeypatch.setattr(conv_module, "WINOGRAD_MIN_CHANNELS", 1)
     monkeypatch.setattr(conv_module, "WINOGRAD", True)
+    monkeypatch.setattr(conv_module, "_winograd_suits", conv_module._winograd_suits)
 
 
 def _run(x0, w0, b0, g, **kw):
@@ -131,11 +143,11 @@ def _run(x0, w0, b0, g, **kw):
     return out, (out.data, x.grad, w.grad, b.grad)
 
 
-@pytest.mark.parametrize("kernels", ["numba", "reference"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @settings(max_examples=20)
 @given(case=cases(), groups=st.sampled_from([1, 2]), chunk=st.booleans(), seed=seeds)
-def test_conv2d_winograd_equals_im2col(kernels, dtype, case, groups, chunk, seed):
+def test_conv2d_winograd_equals_im2col(dtype, case, groups, chunk, seed):
+    """conv2d through the CPU plan's Winograd and through its im2col (WINOGRAD off)."""
     N, C, O, H, W, pt, pl = case
     C, O = C * groups, O * groups
     rng = np.random.default_rng(seed)
@@ -144,17 +156,39 @@ def test_conv2d_winograd_equals_im2col(kernels, dtype, case, groups, chunk, seed
     b0 = rng.standard_normal(O).astype(dtype)
     g = rng.standard_normal((N, O, H + 2 * pt - 2, W + 2 * pl - 2)).astype(dtype)
     # chunk: one sample per chunk, through the multi-chunk loops and the recomputed V
-    chunk_bytes = 1 if chunk else conv_module.WINOGRAD_CHUNK_BYTES
-    with mc.use_kernels(kernels), mock.patch.multiple(conv_module, WINOGRAD_MIN_CHANNELS=1,
-                                                      WINOGRAD_CHUNK_BYTES=chunk_bytes, CHUNK_BYTES=chunk_bytes):
+    chunk_bytes = 1 if chunk else numba_w.CHUNK_BYTES
+    with mock.patch.multiple(conv_module, WINOGRAD_MIN_CHANNELS=1, CHUNK_BYTES=chunk_bytes), \
+            mock.patch.object(numba_w, "CHUNK_BYTES", chunk_bytes):
         with mock.patch.object(conv_module, "WINOGRAD", True):
             out, wino = _run(x0, w0, b0, g, padding=(pt, pl), groups=groups)
-            assert out._node.fn.__name__ == "Winograd2d"
+            assert _plan(out) == "winograd"
         with mock.patch.object(conv_module, "WINOGRAD", False):
             out, direct = _run(x0, w0, b0, g, padding=(pt, pl), groups=groups)
-            assert out._node.fn.__name__ == "Conv2d"
+            assert _plan(out) != "winograd"
     for got, want in zip(wino, direct):
         _close(got, want, dtype)
+
+
+@settings(max_examples=20)
+@given(case=cases(), groups=st.sampled_from([1, 2]), seed=seeds)
+def test_reference_winograd_conv_equals_reference_conv(case, groups, seed):
+    """kernels/reference/winograd.py's conv2d_forward/backward (the algorithm end to end) against
+    kernels/reference/conv.py's, in float64, with and without a bias."""
+    N, C, O, H, W, pt, pl = case
+    C, O = C * groups, O * groups
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C // groups, 3, 3))
+    geom = _geom(pt, pl, H, W, groups)
+    for b in (rng.standard_normal(O), None):
+        out, saved = ref_w.conv2d_forward(x, w, b, geom)
+        want_out, want_saved = ref_conv.conv2d_forward(x, w, b, geom)
+        np.testing.assert_allclose(out, want_out, atol=1e-11)
+        g = rng.standard_normal(out.shape)
+        needs = (True, True, b is not None)
+        for got, want in zip(ref_w.conv2d_backward(saved, g, needs), ref_conv.conv2d_backward(want_saved, g, needs)):
+            assert (got is None) == (want is None)
+            if want is not None:
+                np.testing.assert_allclose(got, want, atol=1e-11)
 
 
 @pytest.mark.parametrize("padding", [0, 1, 2, (0, 2), "same"])
@@ -163,7 +197,7 @@ def test_conv2d_winograd_gradcheck(always_winograd, padding):
     x = mc.Tensor(rng.standard_normal((2, 4, 5, 6)), dtype=np.float64, requires_grad=True)
     w = mc.Tensor(rng.standard_normal((6, 2, 3, 3)), dtype=np.float64, requires_grad=True)
     b = mc.Tensor(rng.standard_normal(6), dtype=np.float64, requires_grad=True)
-    assert F.conv2d(x, w, b, padding=padding, groups=2)._node.fn.__name__ == "Winograd2d"
+    assert _plan(F.conv2d(x, w, b, padding=padding, groups=2)) == "winograd"
     assert gradcheck(lambda a, c, d: F.conv2d(a, c, d, padding=padding, groups=2), (x, w, b))
 
 
@@ -172,15 +206,15 @@ def test_which_layers_take_winograd():
     def path(C, O, groups=1, **kw):
         x = mc.Tensor(np.zeros((1, C, 6, 6), np.float32), requires_grad=True)
         w = mc.Tensor(np.zeros((O, C // groups) + kw.pop("k", (3, 3)), np.float32))
-        return F.conv2d(x, w, groups=groups, **kw)._node.fn.__name__
+        return "Winograd" if _plan(F.conv2d(x, w, groups=groups, **kw)) == "winograd" else "im2col"
     n = conv_module.WINOGRAD_MIN_CHANNELS
-    assert path(n, n, padding=1) == "Winograd2d"
-    assert path(n - 1, n, padding=1) == "Conv2d"            # too few input channels
-    assert path(2 * n, 2 * n, groups=4, padding=1) == "Conv2d"   # too few per group
-    assert path(n, n, padding=1, stride=2) == "Conv2d"
-    assert path(n, n, padding=2, dilation=2) == "Conv2d"
-    assert path(n, n, padding=3) == "Conv2d"
-    assert path(n, n, k=(5, 5), padding=2) == "Conv2d"
+    assert path(n, n, padding=1) == "Winograd"
+    assert path(n - 1, n, padding=1) == "im2col"            # too few input channels
+    assert path(2 * n, 2 * n, groups=4, padding=1) == "im2col"   # too few per group
+    assert path(n, n, padding=1, stride=2) == "im2col"
+    assert path(n, n, padding=2, dilation=2) == "im2col"
+    assert path(n, n, padding=3) == "im2col"
+    assert path(n, n, k=(5, 5), padding=2) == "im2col"
 
 
 def test_nan_and_inf_propagate(always_winograd):
@@ -191,7 +225,7 @@ def test_nan_and_inf_propagate(always_winograd):
     x[0, 1, 3, 3] = np.nan
     w = np.ones((2, 2, 3, 3), dtype=np.float32)
     out = F.conv2d(mc.Tensor(x, requires_grad=True), w, padding=1)
-    assert out._node.fn.__name__ == "Winograd2d"
+    assert _plan(out) == "winograd"
     assert np.isnan(out.data[:, :, 2:5, 2:5]).all()
     x[0, 1, 3, 3] = np.inf
     out = F.conv2d(mc.Tensor(x, requires_grad=True), w, padding=1)
@@ -200,14 +234,14 @@ def test_nan_and_inf_propagate(always_winograd):
 
 @pytest.mark.parametrize("weight_grad", [True, False])
 def test_bias_gradient_with_and_without_the_weight_gradient(always_winograd, weight_grad):
-    """db is the sum of Gh[5] over tiles, with dw computed or not; odd output sizes put
-    zero-padded tiles on the edge. It equals g's sum."""
+    """db with dw computed or not; odd output sizes put zero-padded tiles on the edge. It equals
+    g's sum."""
     rng = np.random.default_rng(3)
     x = mc.Tensor(rng.standard_normal((3, 2, 7, 5)), dtype=np.float64, requires_grad=True)
     w = mc.Tensor(rng.standard_normal((4, 2, 3, 3)), dtype=np.float64, requires_grad=weight_grad)
     b = mc.Tensor(rng.standard_normal(4), dtype=np.float64, requires_grad=True)
     out = F.conv2d(x, w, b, padding=(1, 0))
-    assert out._node.fn.__name__ == "Winograd2d"
+    assert _plan(out) == "winograd"
     g = rng.standard_normal(out.shape)
     out.backward(g)
     np.testing.assert_allclose(b.grad, g.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)

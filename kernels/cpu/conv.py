@@ -184,6 +184,7 @@ def _forward_in_chunks(x, weight, bias, geom):
     w3 = weight.reshape(G, O // G, -1)                                  # (G, Og, Kg)
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
     step = max(1, min(N, min(CHUNK_BYTES, WORKSPACE_BYTES) // max(_columns_bytes(x, weight, geom, 1), 1)))
+    cols = None
     for a in range(0, N, step):
         s = slice(a, a + step)
         cols = _columns(x[s], geom)
@@ -202,7 +203,7 @@ def _backward_in_chunks(saved, g, needs):
     O, G, L = weight.shape[0], geom.groups, geom.oh * geom.ow
     g4 = g.reshape(N, G, O // G, L)
     w3 = weight.reshape(G, O // G, -1)                                  # read transposed by the GEMM
-    dx = np.empty(x.shape, dtype=x.dtype) if needs[0] and step < N else None
+    dx = np.empty(x.shape, dtype=x.dtype) if needs[0] else None
     dwt = np.zeros((G, w3.shape[2], O // G), dtype=x.dtype) if needs[1] else None
     for a in range(0, N, step):
         s = slice(a, a + step)

@@ -26,6 +26,13 @@ def _flat(a):
 
 
 @kernel
+def _dropout_mask(u, p, scale, mask):
+    zero = mask.dtype.type(0)
+    for i in prange(u.size):
+        mask[i] = scale if u[i] >= p else zero
+
+
+@kernel
 def _dropout_forward(x, u, p, scale, out, mask):
     zero = x.dtype.type(0)
     for i in prange(x.size):
@@ -65,6 +72,14 @@ def _dropout2d_backward(g, mask, out):
 def _scale(p, dtype):
     """1 / (1 - p) rounded once to the data's precision; p itself is compared in u's dtype."""
     return np.asarray(1 / (1 - p), dtype=dtype)[()]
+
+
+def dropout_mask(u, p, dtype):
+    """0 where u < p, 1 / (1 - p) elsewhere, in `dtype` (the forwards below compute the same
+    mask inside their own loop, next to the product)."""
+    mask = np.empty(u.shape, dtype=dtype)
+    _dropout_mask(_flat(u), u.dtype.type(p), _scale(p, dtype), mask.reshape(-1))
+    return mask
 
 
 def dropout_forward(x, u, p):

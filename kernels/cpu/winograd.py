@@ -286,6 +286,7 @@ def conv2d_forward(x, weight, bias, geom):
     th, tw = tiles(geom.oh, geom.ow)
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
     step = _chunk(x, O, geom)
+    v = None
     for s in range(0, N, step):
         v = input_transform(x[s:s + step], geom.pt, geom.pl, geom.oh, geom.ow)   # V = B^T d B
         n, T = v.shape[2] // (th * tw), v.shape[2]
@@ -305,7 +306,7 @@ def conv2d_backward(saved, g, needs):
     x, geom, u4, step = saved.x, saved.geom, saved.u4, saved.step
     N, C, H, W = x.shape
     groups, Og, Cg = u4.shape[1:]
-    dx = np.empty(x.shape, dtype=x.dtype) if needs[0] and step < N else None
+    dx = np.empty(x.shape, dtype=x.dtype) if needs[0] else None
     du = np.zeros((16, groups, Og, Cg), dtype=x.dtype) if needs[1] else None
     for s in range(0, N, step):
         gh = grad_output_transform(g[s:s + step])                           # (16, O, T)

@@ -20,7 +20,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from ._launch import THREADS, blocks, empty, flat, full, is_device, scalar, zeros  # noqa: F401
+from . import _launch
+from ._launch import THREADS, blocks, flat, is_device, scalar
 
 ADD, SUB, MUL, DIV, EQUAL, POW = 0, 1, 2, 3, 4, 5
 NEG, EXP, LOG, SQRT, ABS, SIGN, COPY, SAFE_LOG = 0, 1, 2, 3, 4, 5, 6, 7
@@ -122,6 +123,20 @@ def _unary_kernel(op, a, out, shape, sa):
         out[i] = math.log(x) if x > 0 else (0 if x == 0 else math.nan)
     else:
         out[i] = x                                        # COPY (casts to out's dtype)
+
+
+# ---- new arrays: the reference's empty, zeros and full, on the device -------------------------
+# (the other kernel files call the same helpers in _launch.py; zeros and full launch a fill kernel)
+def empty(shape, dtype):
+    return _launch.empty(shape, dtype)
+
+
+def zeros(shape, dtype):
+    return _launch.zeros(shape, dtype)
+
+
+def full(shape, value, dtype):
+    return _launch.full(shape, value, dtype)
 
 
 # ---- strides --------------------------------------------------------------------------------

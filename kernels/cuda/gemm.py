@@ -23,7 +23,6 @@ Thread-to-data mapping (TILE = 16)
 import numpy as np
 from numba import cuda, float32, float64
 
-from ..reference.gemm import batch_slices, run_slices  # noqa: F401  (one slice: the GPU runs the whole batch)
 from ._launch import empty
 
 TILE = 16

@@ -21,6 +21,7 @@ import threading
 
 import numpy as np
 
+from ..functional._args import positive_pair
 from ..random import get_rng
 
 __all__ = ["Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
@@ -60,16 +61,6 @@ def _check_image(name, img):
         shape = getattr(img, "shape", type(img).__name__)
         raise ValueError(f"{name}: expected an image array of shape (C, H, W), got {shape}")
     return img
-
-
-def _pair(name, size):
-    """(th, tw) from an int or a pair."""
-    if isinstance(size, numbers.Integral):
-        size = (int(size), int(size))
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) <= 0:
-        raise ValueError(f"{name}: expected a positive size or (height, width) pair, got {size}")
-    return size
 
 
 # ---- plain functions (the transforms below call these) -------------------------------------------
@@ -126,7 +117,7 @@ def resize(img, size):
     """Bilinear resize of img (C, H, W) to (C, th, tw), half-pixel centres (align_corners=False)."""
     _check_image("resize", img)
     C, H, W = img.shape
-    th, tw = _pair("resize", size)
+    th, tw = positive_pair("resize", "size", size)
     # centre of output pixel o sits at input coordinate (o + 0.5) * H / th - 0.5
     ys = (np.arange(th) + 0.5) * (H / th) - 0.5
     xs = (np.arange(tw) + 0.5) * (W / tw) - 0.5
@@ -238,7 +229,7 @@ class CenterCrop:
     """The centre th x tw of the image; zero-padded first when the image is smaller (torchvision)."""
 
     def __init__(self, size):
-        self.size = _pair("CenterCrop", size)
+        self.size = positive_pair("CenterCrop", "size", size)
 
     def __call__(self, img):
         _check_image("CenterCrop", img)
@@ -259,7 +250,7 @@ class RandomCrop:
     """Pad by `padding` (filled with `fill`), then cut a th x tw window at a uniformly random place."""
 
     def __init__(self, size, padding=0, fill=0.0, pad_if_needed=False, rng=None):
-        self.size = _pair("RandomCrop", size)
+        self.size = positive_pair("RandomCrop", "size", size)
         self.padding, self.fill, self.pad_if_needed, self.rng = padding, fill, pad_if_needed, rng
 
     def __call__(self, img):
@@ -325,7 +316,7 @@ class Resize:
                 raise ValueError(f"Resize: expected a positive size, got {size}")
             self.size = int(size)
         else:
-            self.size = _pair("Resize", size)
+            self.size = positive_pair("Resize", "size", size)
 
     def __call__(self, img):
         _check_image("Resize", img)
@@ -350,7 +341,7 @@ class RandomResizedCrop:
     (10 tries, then a central crop with the ratio clamped)."""
 
     def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), rng=None):
-        self.size = _pair("RandomResizedCrop", size)
+        self.size = positive_pair("RandomResizedCrop", "size", size)
         if scale[0] > scale[1] or ratio[0] > ratio[1] or scale[0] <= 0 or ratio[0] <= 0:
             raise ValueError(f"RandomResizedCrop: expected 0 < scale[0] <= scale[1] and "
                              f"0 < ratio[0] <= ratio[1], got scale={scale}, ratio={ratio}")
