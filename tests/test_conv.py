@@ -9,46 +9,11 @@ from hypothesis import strategies as st
 import minicnn as mc
 import minicnn.functional as F
 from minicnn.testing.conv import conv1d_configs, conv2d_configs, output_size
+from oracles import naive_conv2d  # tests/oracles.py: the seven plain loops
 
 
 def T(a, grad=True):
     return mc.Tensor(np.asarray(a, dtype=np.float64), requires_grad=grad, dtype=np.float64)
-
-
-# ---- the oracle: seven plain loops, no im2col ------------------------------------------------
-def tf_same(size, k, s, d):
-    """TensorFlow's "same": (output size, padding before)."""
-    out = math.ceil(size / s)
-    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-    return out, total // 2
-
-
-def naive_conv2d(x, w, b, stride, padding, dilation, groups):
-    N, C, H, W = x.shape
-    O, Cg, KH, KW = w.shape
-    sh, sw = stride
-    dh, dw = dilation
-    if padding == "same":
-        OH, pt = tf_same(H, KH, sh, dh)
-        OW, pl = tf_same(W, KW, sw, dw)
-    else:
-        pt, pl = (0, 0) if padding == "valid" else padding
-        OH = (H + 2 * pt - dh * (KH - 1) - 1) // sh + 1
-        OW = (W + 2 * pl - dw * (KW - 1) - 1) // sw + 1
-    Og = O // groups
-    out = np.zeros((N, O, OH, OW))
-    for n, o, oy, ox in np.ndindex(N, O, OH, OW):
-        g = o // Og
-        acc = 0.0 if b is None else b[o]
-        for c in range(Cg):
-            for i in range(KH):
-                for j in range(KW):
-                    y = oy * sh - pt + i * dh
-                    xx = ox * sw - pl + j * dw
-                    if 0 <= y < H and 0 <= xx < W:
-                        acc += w[o, c, i, j] * x[n, g * Cg + c, y, xx]
-        out[n, o, oy, ox] = acc
-    return out
 
 
 @settings(max_examples=30)

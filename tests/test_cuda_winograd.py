@@ -18,6 +18,7 @@ if not cuda.is_available():
 
 from minicnn.kernels.cuda import winograd as GW  # noqa: E402
 from minicnn.kernels.reference import winograd as RW  # noqa: E402
+from oracles import naive_conv2d  # noqa: E402
 
 FEW = settings(max_examples=6)  # the simulator runs every thread in Python
 dtypes = st.sampled_from([np.float32, np.float64])
@@ -136,19 +137,6 @@ def test_transforms_are_adjoint_pairs():
     np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
 
 
-def naive_conv3x3(x, w, pt, pl, oh, ow):
-    """y[n, o, i, j] = sum_{c, a, b} x[n, c, i - pt + a, j - pl + b] * w[o, c, a, b] (0 outside)."""
-    N, C, H, W = x.shape
-    O = w.shape[0]
-    y = np.zeros((N, O, oh, ow))
-    for n, o, i, j in np.ndindex(N, O, oh, ow):
-        for c, a, b in np.ndindex(C, 3, 3):
-            r, s = i - pt + a, j - pl + b
-            if 0 <= r < H and 0 <= s < W:
-                y[n, o, i, j] += x[n, c, r, s] * w[o, c, a, b]
-    return y
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cuda_transforms_compute_a_convolution(dtype):
     """The whole forward through the CUDA transforms (M = U @ V on the host) is a 3x3 conv."""
@@ -161,7 +149,7 @@ def test_cuda_transforms_compute_a_convolution(dtype):
     y = host(GW.output_transform(dev(np.matmul(u, v)), N, oh, ow))
     assert y.dtype == dtype
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(y, naive_conv3x3(x.astype(np.float64), w.astype(np.float64), pt, pl, oh, ow),
+    np.testing.assert_allclose(y, naive_conv2d(x.astype(np.float64), w.astype(np.float64), padding=(pt, pl), out_size=(oh, ow)),
                                rtol=tol, atol=tol * 10)
 
 

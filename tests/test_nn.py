@@ -9,6 +9,7 @@ import pytest
 import minicnn as mc
 import minicnn.functional as F
 from minicnn import nn
+from oracles import naive_conv2d
 
 
 # ---- small modules built from Tensor operators only -----------------------------------------
@@ -390,28 +391,12 @@ def test_bad_hyper_parameters_raise_clear_errors(make, match):
 
 
 # ---- layers: forward --------------------------------------------------------------------------------
-def naive_conv2d(x, w, b, stride, pad, groups):
-    """Direct loops over every output element (the oracle)."""
-    N, C, H, W = x.shape
-    O, Cg, kH, kW = w.shape
-    xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad))
-    xp[:, :, pad:pad + H, pad:pad + W] = x
-    OH, OW = (H + 2 * pad - kH) // stride + 1, (W + 2 * pad - kW) // stride + 1
-    out = np.zeros((N, O, OH, OW))
-    per_group = O // groups
-    for n, o, i, j in np.ndindex(N, O, OH, OW):
-        g = o // per_group
-        patch = xp[n, g * Cg:(g + 1) * Cg, i * stride:i * stride + kH, j * stride:j * stride + kW]
-        out[n, o, i, j] = (patch * w[o]).sum() + (b[o] if b is not None else 0.0)
-    return out
-
-
 @pytest.mark.parametrize("stride, pad, groups, bias", [(1, 0, 1, True), (2, 1, 2, True), (1, 2, 1, False)])
 def test_conv2d_layer_forward_matches_naive_loops(rng, stride, pad, groups, bias):
     layer = nn.Conv2d(4, 6, 3, stride=stride, padding=pad, groups=groups, bias=bias)
     x = rng.standard_normal((2, 4, 7, 6)).astype(np.float32)
     out = layer(mc.Tensor(x))
-    expected = naive_conv2d(x, layer.weight.data, None if not bias else layer.bias.data, stride, pad, groups)
+    expected = naive_conv2d(x, layer.weight.data, None if not bias else layer.bias.data, stride=stride, padding=pad, groups=groups)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out.data, expected, rtol=1e-4, atol=1e-5)
 
@@ -420,7 +405,7 @@ def test_conv2d_same_padding_keeps_size_and_conv1d_matches_naive(rng):
     layer = nn.Conv2d(2, 3, 3, padding="same")
     x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
     out = layer(mc.Tensor(x))
-    np.testing.assert_allclose(out.data, naive_conv2d(x, layer.weight.data, layer.bias.data, 1, 1, 1),
+    np.testing.assert_allclose(out.data, naive_conv2d(x, layer.weight.data, layer.bias.data, stride=1, padding=1, groups=1),
                                rtol=1e-4, atol=1e-5)
     c1 = nn.Conv1d(2, 3, 3, padding=1)
     x1 = rng.standard_normal((2, 2, 6)).astype(np.float32)
