@@ -6,6 +6,22 @@
 
 Ops never import these directly: they call `lookup(family, device)`, which picks the module from
 the array's device and the `use_kernels` setting. Installed as `minicnn.kernels`.
+
+Each family exposes the same public functions with the same parameters in all three sets
+(tests/test_kernel_sets.py), so `diff kernels/reference/pool.py kernels/cpu/pool.py` reads as
+"the same loop, another way". Convolution's geometry travels as one ConvGeometry (geometry.py).
+
+Process-wide effects. `import minicnn` changes nothing outside itself; these happen the first
+time a kernel set is used (lookup imports it then), each for a reason measured on the machines
+this project runs on (benchmarks/results/cpu_measurements.md):
+    cpu/__init__.py  glibc's malloc keeps large freed buffers (mallopt), so the next batch's
+                     arrays do not page-fault afresh (_memory.py; MINICNN_MALLOC_TUNING=0: off)
+    cpu/_jit.py      OMP_WAIT_POLICY=PASSIVE unless the user set it: Numba's idle threads sleep
+                     instead of spinning on the cores OpenBLAS's threads need
+    cpu/_threads.py  OpenBLAS's thread count is lowered around small products and batch slices,
+                     and the count in force before (the user's own, if set) is put back
+    cuda/_launch.py  in Numba's CUDA simulator only: cuda.shared.array gets a lock (the
+                     simulator could hand two threads of one block two different arrays)
 """
 import importlib
 
