@@ -10,9 +10,9 @@ through the pointer it is given, so the on-disk cache stays valid from one run t
     C (M, N) = alpha * op(A) @ op(B) + beta * C,  op(A) (M, K), op(B) (K, N), row-major
 
 Why: a batch of small products (LeNet's) is fastest cut into one slice per core; done from
-Python threads, every slice hands the GIL back and forth between its steps, and on these VMs
-waking the waiting thread took ~100 us each time (kernels/cpu/_threads.py). One parallel Numba
-kernel that runs each slice's im2col, GEMMs and col2im without the GIL avoids all of that.
+Python threads, every slice hands the GIL back and forth between its steps, and each hand-over
+waits for the waiting thread to be woken. One parallel Numba kernel that runs each slice's
+im2col, GEMMs and col2im without the GIL avoids all of that (kernels/cpu/conv.py, plan 2).
 
 Only the 64-bit-integer interface that NumPy's wheels ship (scipy-openblas64: symbols ending in
 64_) is used, so the integer arguments are int64 everywhere. With another BLAS (MKL, Accelerate,

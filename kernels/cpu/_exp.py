@@ -3,9 +3,10 @@
 Used by activation.py (sigmoid, tanh, elu) and loss.py (softmax, log-sum-exp, cross-entropy).
 
 Why not `math.exp`: it compiles to a call into the C maths library, one element at a time, and a
-loop with such a call cannot use SIMD registers (tanh was 8x slower than PyTorch that way; the
-fused cross-entropy 2.9x). Every exponential those kernels need has an argument v <= 0 (e^-|x|,
-e^(x - max), ...), and for v <= 0 a short range reduction and a Taylor polynomial suffice:
+loop with such a call cannot use SIMD registers (tanh and the fused cross-entropy were several
+times slower than PyTorch's that way; figures: benchmarks/results/cpu_measurements.md). Every
+exponential those kernels need has an argument v <= 0 (e^-|x|, e^(x - max), ...), and for v <= 0
+a short range reduction and a Taylor polynomial suffice:
 
     e^v = 2^-j * e^r,   j = round(-v / ln 2),   r = v + j ln 2   (|r| <= ln2 / 2)
     e^r - 1 = r + r^2/2! + ... + r^13/13!       (Taylor: < 1 ulp of float64 on that range;
@@ -50,7 +51,8 @@ def _taylor(v):
 
 
 # Chosen once per type, when a kernel compiles. For float32, gathering 2^-j from the float64
-# table and converting it took about half the time of a whole sigmoid.
+# table and converting it to float32 cost a large share of a whole sigmoid (figures:
+# benchmarks/results/cpu_measurements.md).
 @overload(_pow2_neg)
 def _pow2_neg_for_type(j, v):
     if v == types.float32:

@@ -19,13 +19,12 @@ import tempfile
 import types
 
 # Numba's OpenMP threads sleep as soon as a parallel region ends. GNU OpenMP's default is to spin
-# for a while first (GOMP_SPINCOUNT, ~300000 spins): that makes the next parallel call cheap
-# (~2 us instead of ~40 us on an Intel VM, ~130 us on an AMD one; LeNet-5's training step 6.2-6.7
-# ms instead of 7.7-9.8 on the AMD VM), but the spinning threads hold the cores that OpenBLAS's
-# threads need for the next large GEMM: AlexNet's conv2 (b32) forward and backward took 880 ms
-# instead of 425, VGG's 3x3 64->64 layer 93 instead of 47 (AMD VM, 2026-12-03; 30000 spins: 650
-# and 62). Read when the threading layer starts, i.e. at the first parallel kernel call; a user's
-# own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+# for a while first (GOMP_SPINCOUNT, ~300000 spins): that makes the next parallel call cheaper
+# to launch (small networks such as LeNet-5 train a little faster), but the spinning threads hold
+# the cores that OpenBLAS's threads need for the next large GEMM, and large layers (AlexNet's,
+# VGG's) lose far more than the small ones gain. The figures are in
+# benchmarks/results/cpu_measurements.md. Read when the threading layer starts, i.e. at the
+# first parallel kernel call; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numba  # noqa: E402
 from numba import njit  # noqa: E402
@@ -84,12 +83,12 @@ _twins = {}
 
 def sized(parallel_kernel, n, cheap=False):
     """The kernel to run on n elements: the parallel one, or below SERIAL_BELOW its serial twin.
-    Numba's threads sleep between calls (OMP_WAIT_POLICY=PASSIVE, above), and waking one took
-    ~40 us on an Intel VM and ~130 us on an AMD one: more than a softmax over LeNet's (64, 120)
-    logits takes alone (~10 us). A cheap loop (a compare and a select per element: relu, its
-    gradient, max pooling's scatter) is bound by memory and fast on one core (relu over LeNet's
-    (64, 16, 10, 10) maps: 14 us serial, 161 us parallel on the AMD VM), so it stays serial up to
-    CHEAP_FACTOR times further. The twin is compiled on first use."""
+    Numba's threads sleep between calls (OMP_WAIT_POLICY=PASSIVE, above), and waking a sleeping
+    thread costs more than the whole work of a small loop (a softmax over LeNet's logits). A cheap
+    loop (a compare and a select per element: relu, its gradient, max pooling's scatter) is bound
+    by memory and already fast on one core, where threads make it slower still, so it stays serial
+    up to CHEAP_FACTOR times further. Figures: benchmarks/results/cpu_measurements.md. The twin
+    is compiled on first use."""
     if n >= SERIAL_BELOW * (CHEAP_FACTOR if cheap else 1):
         return parallel_kernel
     twin = _twins.get(parallel_kernel)

@@ -2,10 +2,10 @@
 
 glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh mmap and
 unmaps it on free. The next batch's arrays of the same size then fault in every 4 KB page again,
-and a page fault costs about as much as writing the page: measured here, im2col of a VGG layer at
-batch 8 (58 MB of columns) took 24 ms with fresh pages and 5 ms with reused ones. Raising the
-mmap and trim thresholds makes malloc reuse those buffers from its heap, as PyTorch's allocator
-effectively does. The price: the process keeps its peak memory instead of returning it.
+and a page fault costs about as much as writing the page, so a large im2col into fresh pages
+runs several times slower than into reused ones (figures: benchmarks/results/cpu_measurements.md).
+Raising the mmap and trim thresholds makes malloc reuse those buffers from its heap, as PyTorch's
+allocator effectively does. The price: the process keeps its peak memory instead of returning it.
 
 Set MINICNN_MALLOC_TUNING=0 to leave malloc alone. Elsewhere than glibc this does nothing.
 """

@@ -1,24 +1,22 @@
-"""Threads on the CPU: OpenBLAS's thread count, and running a batch as slices at the same time.
+"""Threads on the CPU: OpenBLAS's thread count, and running a batch of products in parts.
 
 Three kinds of threads share the cores: Numba's (prange loops), OpenBLAS's (large GEMMs) and
 the helper threads here. Numba's sleep between calls (OMP_WAIT_POLICY=PASSIVE, _jit.py says
-why), so each parallel call first wakes a sleeping core: ~40 us on an Intel VM, ~130 us on an
-AMD one, more than a small kernel's own work.
+why), so each parallel call first wakes a sleeping core, which costs more than a small
+kernel's own work.
 
-Slices. A layer whose per-sample products are small (LeNet's convolutions: 64 products of
-16x150 by 150x100 per GEMM) runs its batch as one slice per core (`batch_slices`), every slice a
-whole serial pipeline (im2col -> GEMM -> bias; the backward's products and col2im), and each
-slice's columns stay in its own core's cache. Conv2d runs its slices inside one parallel Numba
-kernel when it can (kernels/cpu/conv.py, "a whole layer in slices"); `run_slices` below runs
-them as Python threads, each in its own helper thread. On the AMD VM the threads gained little:
-every step of a slice takes the GIL back, and a thread waiting for it was woken ~100 us late
-(LeNet-5's training step, medians of 20 alternating blocks: 9.2 ms in threads, 8.4 ms in one
-kernel).
+`blas_threads(n)` runs a block with OpenBLAS on n threads and puts back the count that was in
+force (a count the user set stays theirs). `slice_count` says into how many slices a batch of
+small products is worth cutting: one per BLAS thread. `run_slices` runs such slices at the same
+time, the first in the calling thread and the others in helper threads (kernels/cpu/gemm.py's
+rule 2). Convolution does better than Python threads, which hand the GIL back and forth between
+every step of a slice: it runs all its slices inside one parallel Numba kernel
+(kernels/cpu/conv.py, plan 2).
 
-Inside a slice `serial()` is True for that thread: kernels then run their serial twins (Numba's
-parallel launches must not nest) and BLAS calls run on one thread and are not split again.
-Everything a slice calls must release the GIL to overlap: the Numba kernels do (nogil=True),
-and so do NumPy's loops and BLAS.
+Inside a slice `serial()` is True for that thread: BLAS calls run on one thread and are not
+split again. Everything a slice calls must release the GIL to overlap: NumPy's loops and BLAS
+do, and so do the Numba kernels (nogil=True).
+Figures: benchmarks/results/cpu_measurements.md.
 """
 import threading
 from contextlib import contextmanager

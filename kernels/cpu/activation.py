@@ -21,10 +21,11 @@ loop, bit for bit as the reference computes it) and call a jitted loop over elem
 prange iteration writes only its own element, or for maxout its own (n, c) plane.
 
 Why exp is not `math.exp`: that compiles to a call into the C maths library, one element at a
-time, and a loop with such a call cannot use SIMD registers (tanh was 8x slower than PyTorch that
-way). Every exponential these activations need has an argument v <= 0 (sigmoid uses e^-|x|, tanh
-e^-2|x|, elu e^x only for x <= 0), so they use exp_nonpos / expm1_nonpos from _exp.py: plain
-arithmetic the compiler vectorises (the formulas are in that file), in the data's own dtype.
+time, and a loop with such a call cannot use SIMD registers (tanh was several times slower than
+PyTorch's that way; see benchmarks/results/cpu_measurements.md). Every exponential these
+activations need has an argument v <= 0 (sigmoid uses e^-|x|, tanh e^-2|x|, elu e^x only for
+x <= 0), so they use exp_nonpos / expm1_nonpos from _exp.py: plain arithmetic the compiler
+vectorises (the formulas are in that file), in the data's own dtype.
 """
 import numpy as np
 from numba import prange

@@ -26,11 +26,12 @@ same output. Sums run in a different order than NumPy's pairwise sums: results a
 reference to rounding, not bit for bit.
 
 The exponentials e^(x - m) have arguments <= 0, so they use exp_nonpos from _exp.py, which the
-compiler vectorises (math.exp is one libm call per element: it made cross-entropy 2.9x slower
-than PyTorch). Sums run in x's dtype, as the reference's do: a float64 sum is more accurate, and
-then float32 results drift from the reference's by more than a few units in the last place
-(log-softmax of a confident row). The fused cross-entropy's p = e^(x - lse) is taken as
-e^(x - m) * e^(m - lse): the same rounded lse, one exponential per element instead of two.
+compiler vectorises (math.exp is one libm call per element: it made cross-entropy several times
+slower than PyTorch's; see benchmarks/results/cpu_measurements.md). Sums run in x's dtype, as
+the reference's do: a float64 sum is more accurate, and then float32 results drift from the
+reference's by more than a few units in the last place (log-softmax of a confident row). The
+fused cross-entropy's p = e^(x - lse) is taken as e^(x - m) * e^(m - lse): the same rounded lse,
+one exponential per element instead of two.
 """
 import math
 

@@ -72,7 +72,8 @@ def _take(v, k, best, best_at):
 @kernel(parallel=False)
 def _max_row_2x2(plane, h, ox_lo, ox_hi, sw, pw, out_row, argmax_row):
     """The 2x2 windows on rows h, h+1 that lie wholly inside the plane, written out cell by cell:
-    for windows this small the general loops cost more than the comparisons (1.7x measured)."""
+    for windows this small the general loops cost more than the comparisons (figures:
+    benchmarks/results/cpu_measurements.md)."""
     W = plane.shape[1]
     r0, r1 = plane[h], plane[h + 1]
     k0, k1 = h * W, (h + 1) * W               # flat index of each row's first cell
@@ -90,8 +91,8 @@ def _max_row_2x2(plane, h, ox_lo, ox_hi, sw, pw, out_row, argmax_row):
 def _max_pool_2x2_stride2(x, oh, ow):
     """max_pool2d_forward for 2x2 windows, stride 2, no padding, every window inside the plane
     (LeNet's and VGG's pooling). Flat arrays and unsigned indices, as in kernels/cpu/conv.py:
-    the compiler knows no index is negative and loads the even and odd columns as vectors
-    (4x faster than _max_row_2x2 on LeNet's pool1: 0.11 vs 0.45 ms)."""
+    the compiler knows no index is negative and loads the even and odd columns as vectors, which
+    _max_row_2x2's cell-by-cell loads cannot (figures: benchmarks/results/cpu_measurements.md)."""
     N, C, H, W = x.shape
     u = np.uint64
     out = np.empty((N, C, oh, ow), dtype=x.dtype)
@@ -147,8 +148,9 @@ def _max_pool(x, kh, kw, sh, sw, ph, pw, oh, ow):
                 for h in range(h0, h1):
                     for w in range(w0, w1):
                         v = plane[h, w]
-                        # a lone `v > best` compiles to branch-free selects (3x faster than adding
-                        # the NaN test to it); strictly greater keeps the first maximum on ties
+                        # a lone `v > best` compiles to branch-free selects, and the NaN test
+                        # stays out of it (figures: benchmarks/results/cpu_measurements.md);
+                        # strictly greater keeps the first maximum on ties
                         seen_nan |= np.isnan(v)
                         if v > best:
                             best, best_at = v, h * W + w
@@ -215,7 +217,7 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad):
         col_sums = np.empty(W, dtype=x.dtype)
         for oy in range(oh):
             # sum the window's rows first, whole rows at a time (a long loop that vectorises),
-            # then each window adds kw of those column sums: 2x faster than 9 loads per output
+            # then each window adds kw of those column sums instead of loading kh*kw cells
             col_sums[:] = 0
             for h in range(h0[oy], h1[oy]):
                 row = plane[h]
