@@ -245,13 +245,13 @@ def _slices_forward(x, w3, bias, out, cols, geom, edges, gemm):
     G, Og, Kg = w3.shape
     L = geom.oh * geom.ow
     one, zero = x.dtype.type(1), x.dtype.type(0)
-    for s in prange(edges.size - 1):
-        lo, hi = edges[s], edges[s + 1]
+    for part in prange(edges.size - 1):   # one slice [lo, hi) of the batch
+        lo, hi = edges[part], edges[part + 1]
         _im2col_serial(x[lo:hi], cols[lo:hi], geom)
         for n in range(lo, hi):
-            for g in range(G):   # out[n, group g] (Og, L) = W[g] (Og, Kg) @ cols[n, group g] (Kg, L)
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[g].ctypes.data, Kg,
-                     cols[n, g * Kg:].ctypes.data, L, zero, out[n, g * Og:].ctypes.data, L)
+            for grp in range(G):   # out[n, group grp] (Og, L) = W[grp] (Og, Kg) @ cols[n, group grp] (Kg, L)
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[grp].ctypes.data, Kg,
+                     cols[n, grp * Kg:].ctypes.data, L, zero, out[n, grp * Og:].ctypes.data, L)
             for o in range(bias.size):
                 b = bias[o]
                 for i in range(L):
@@ -263,20 +263,20 @@ def _slices_backward(x, w3, g3, cols, recompute, dx, dcols, dwt, db, geom, edges
     G, Og, Kg = w3.shape
     L = geom.oh * geom.ow
     one, zero = x.dtype.type(1), x.dtype.type(0)
-    for s in prange(edges.size - 1):
-        lo, hi = edges[s], edges[s + 1]
+    for part in prange(edges.size - 1):   # one slice [lo, hi) of the batch
+        lo, hi = edges[part], edges[part + 1]
         if dwt.size > 0:
             if recompute:
                 _im2col_serial(x[lo:hi], cols[lo:hi], geom)
             for n in range(lo, hi):
-                for g in range(G):   # dW^T[g] (Kg, Og) += cols[n, g] (Kg, L) @ g[n, g]^T (L, Og)
-                    gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, cols[n, g * Kg:].ctypes.data, L,
-                         g3[n, g * Og:].ctypes.data, L, one, dwt[s, g].ctypes.data, Og)
+                for grp in range(G):   # dW^T[grp] (Kg, Og) += cols[n, grp] (Kg, L) @ g[n, grp]^T (L, Og)
+                    gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, cols[n, grp * Kg:].ctypes.data, L,
+                         g3[n, grp * Og:].ctypes.data, L, one, dwt[part, grp].ctypes.data, Og)
         if dx.size > 0:
             for n in range(lo, hi):
-                for g in range(G):   # dcols[n, g] (Kg, L) = W[g]^T (Kg, Og) @ g[n, g] (Og, L)
-                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[g].ctypes.data, Kg,
-                         g3[n, g * Og:].ctypes.data, L, zero, dcols[n, g * Kg:].ctypes.data, L)
+                for grp in range(G):   # dcols[n, grp] (Kg, L) = W[grp]^T (Kg, Og) @ g[n, grp] (Og, L)
+                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[grp].ctypes.data, Kg,
+                         g3[n, grp * Og:].ctypes.data, L, zero, dcols[n, grp * Kg:].ctypes.data, L)
             _col2im_serial(dcols[lo:hi], dx[lo:hi], geom)
         if db.size > 0:
             for n in range(lo, hi):
@@ -284,7 +284,7 @@ def _slices_backward(x, w3, g3, cols, recompute, dx, dcols, dwt, db, geom, edges
                     acc = zero
                     for i in range(L):
                         acc += g3[n, o, i]
-                    db[s, o] += acc
+                    db[part, o] += acc
 
 
 def _forward_in_slices(x, weight, bias, geom, edges):
