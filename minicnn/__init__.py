@@ -14,7 +14,7 @@ from .kernels import use_kernels
 from .random import get_rng, manual_seed
 from .tensor import Function, Tensor
 from . import functional, nn, optim  # noqa: E402,F401
-from .serialization import load, save  # noqa: E402
+from .serialization import CheckpointError, load, save  # noqa: E402
 
 __version__ = "0.1.0"
 

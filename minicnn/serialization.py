@@ -7,14 +7,20 @@ leaves are arrays (or Tensors, saved as arrays), ints, floats, strings, bools an
 
 The file holds every array under its path ("model/conv1.weight", "optimizer/state/0/exp_avg")
 plus one entry, `__minicnn__`, a JSON text describing the structure and holding the other values.
-It loads with `np.load(path, allow_pickle=False)`, so loading a file cannot run code.
+It loads with `np.load(path, allow_pickle=False)`; `mc.load` reads it itself and never unpickles,
+so loading a file cannot run code, and a damaged or foreign file raises `CheckpointError`.
 
 Writes are atomic: the data goes to a temporary file in the same folder, is flushed and fsync'ed,
 and only then renamed over `path` (os.replace). A crash mid-write leaves the old file intact.
 """
+import errno
 import json
+import math
 import os
+import struct
 import tempfile
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -67,20 +73,6 @@ def _encode(obj, path, arrays):
                     f"arrays, Tensors, numbers, strings, bools, None, or dicts/lists/tuples of them")
 
 
-def _decode(node, arrays):
-    if "array" in node:
-        return arrays[node["array"]]
-    if "value" in node:
-        return node["value"]
-    if "list" in node:
-        return [_decode(v, arrays) for v in node["list"]]
-    if "tuple" in node:
-        return tuple(_decode(v, arrays) for v in node["tuple"])
-    if "dict" in node:
-        return {k: _decode(v, arrays) for k, v in node["dict"]}
-    raise ValueError(f"load: unknown entry {node!r} in the checkpoint's structure")
-
-
 def save(obj, path):
     """Write `obj` (a state dict or a nested structure of them, see the module docstring) to
     `path` as an `.npz` file, atomically. The file name is used exactly as given."""
@@ -89,6 +81,18 @@ def save(obj, path):
     arrays[STRUCTURE_KEY] = np.array(json.dumps({"format": FORMAT, "root": structure}))
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, f"save: cannot write {path}: its folder {folder} "
+                                              f"does not exist")
+    try:
+        _write_atomic(arrays, path, folder)
+    except OSError as exc:  # name the user's path, not the temporary file's
+        raise _naming(exc, f"save: cannot write {path}") from exc
+    _fsync_folder(folder)
+
+
+def _write_atomic(arrays, path, folder):
+    """np.savez into a temporary file in `folder`, fsync'ed, then renamed over `path`."""
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -102,7 +106,14 @@ def save(obj, path):
         except FileNotFoundError:
             pass
         raise
-    _fsync_folder(folder)
+
+
+def _naming(exc, what):
+    """An OSError of the same kind as `exc` whose message starts with `what` (which names the
+    file): OSError(errno, text) picks the subclass (FileNotFoundError, PermissionError, ...)."""
+    if exc.errno is None:
+        return OSError(f"{what}: {exc}")
+    return OSError(exc.errno, f"{what}: {exc.strerror}")
 
 
 def _fsync_folder(folder):
@@ -119,15 +130,147 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
+
+
+# ---- loading ------------------------------------------------------------------------------------
+class CheckpointError(ValueError):
+    """`mc.load` found a file it cannot trust: not a minicnn/.npz file, truncated or damaged, or
+    describing a structure it does not hold. The message names the file."""
+
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # a zip archive with members / an empty one
+_CHUNK = 1 << 22                              # bytes read at a time from a zip member
+
+# What the zip and .npy readers raise on bytes they cannot parse. Reading a damaged file can only
+# fail with one of these; each becomes a CheckpointError naming the file.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, ValueError,
+            NotImplementedError, RuntimeError, OverflowError, OSError, struct.error,
+            *((zipfile.lzma.LZMAError,) if getattr(zipfile, "lzma", None) else ()))
+
+
 def load(path):
     """Read a file written by `save` (arrays come back as NumPy arrays with their dtypes; tuples,
     ints, dict keys that were ints, etc. as they were). A plain `.npz` without minicnn's structure
-    entry loads as a dict name -> array. Never unpickles anything."""
-    with np.load(os.fspath(path), allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    entry loads as a dict name -> array. Never unpickles anything.
+
+    A missing or unreadable file raises the OSError `open` raises (FileNotFoundError, ...); a file
+    that is not a minicnn/.npz file, is truncated or damaged raises `CheckpointError` (a
+    ValueError) naming the file. Nothing is returned unless the whole file was read."""
+    path = os.fspath(path)
+    arrays = _read_arrays(path)
     if STRUCTURE_KEY not in arrays:
         return arrays
-    meta = json.loads(str(arrays.pop(STRUCTURE_KEY)))
+    root = _structure(arrays.pop(STRUCTURE_KEY), path)
+    try:
+        return _decode(root, arrays, path)
+    except RecursionError:
+        raise CheckpointError(f"load: {path} is damaged: its structure is nested too deeply") from None
+
+
+def _read_arrays(path):
+    """name -> array for every member of the .npz (zip) archive at `path`."""
+    with open(path, "rb") as f:   # a missing or unreadable file: open's own error, naming it
+        head = f.read(4)
+        if head not in ZIP_MAGIC:
+            raise CheckpointError(f"load: {path} is not a minicnn file (a checkpoint is an .npz, "
+                                  f"i.e. zip, archive; this file starts with {head!r})")
+        f.seek(0)
+        try:
+            with zipfile.ZipFile(f) as archive:
+                return {_member_name(info, path): _read_member(archive, info, path)
+                        for info in archive.infolist()}
+        except CheckpointError:
+            raise
+        except _DAMAGED as exc:
+            raise CheckpointError(f"load: {path} is truncated or damaged ({type(exc).__name__}: "
+                                  f"{exc})") from exc
+
+
+def _member_name(info, path):
+    if not info.filename.endswith(".npy"):
+        raise CheckpointError(f"load: {path} is not a minicnn file: it holds {info.filename!r}, "
+                              f"which is not a NumPy array (.npy)")
+    return info.filename[:-len(".npy")]
+
+
+def _read_member(archive, info, path):
+    """One .npy member as an array. The size its header promises is checked against the member's
+    size before any memory is taken, so a damaged header cannot ask for terabytes."""
+    fmt = np.lib.format
+    with archive.open(info) as f:
+        version = fmt.read_magic(f)
+        name = info.filename[:-len(".npy")]
+        if version not in ((1, 0), (2, 0)):
+            raise CheckpointError(f"load: {path} holds {name!r} in .npy format {version}, which "
+                                  f"minicnn does not read (1.0 and 2.0 only)")
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(f)
+        if dtype.hasobject:
+            raise CheckpointError(f"load: {path} holds {name!r} as pickled Python objects; mc.load "
+                                  f"never unpickles (allow_pickle=False): unpickling can run code")
+        nbytes = math.prod(shape) * dtype.itemsize
+        held = info.file_size - f.tell()
+        if held != nbytes:
+            raise CheckpointError(f"load: {path} is truncated or damaged: the array {name!r} of "
+                                  f"shape {shape} needs {nbytes} bytes, the file holds {held}")
+        data = _read_exactly(f, nbytes)
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+    return array if array.flags.aligned else array.copy()
+
+
+def _read_exactly(f, nbytes):
+    """`nbytes` bytes of `f` in a writable buffer, read in chunks (no second full-size copy)."""
+    data = bytearray(nbytes)
+    view, done = memoryview(data), 0
+    while done < nbytes:
+        chunk = f.read(min(_CHUNK, nbytes - done))
+        if not chunk:
+            raise EOFError(f"the data ends after {done} of {nbytes} bytes")
+        view[done:done + len(chunk)] = chunk
+        done += len(chunk)
+    return data
+
+
+def _structure(entry, path):
+    """The root node of the structure entry (a JSON text in a 0-d string array)."""
+    if entry.dtype.kind != "U" or entry.ndim != 0:
+        raise CheckpointError(f"load: {path} is damaged: its {STRUCTURE_KEY!r} entry is not a text")
+    try:
+        meta = json.loads(str(entry))
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(f"load: {path} is damaged: its structure is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or "root" not in meta:
+        raise CheckpointError(f"load: {path} is damaged: its structure has no root")
     if meta.get("format") != FORMAT:
-        raise ValueError(f"load: {path!r} has checkpoint format {meta.get('format')!r}, expected {FORMAT!r}")
-    return _decode(meta["root"], arrays)
+        raise CheckpointError(f"load: {path} has checkpoint format {meta.get('format')!r}, "
+                              f"this minicnn reads {FORMAT!r}")
+    return meta["root"]
+
+
+_SCALARS = (type(None), bool, int, float, str)
+
+
+def _decode(node, arrays, path):
+    """The object a structure node describes; every node is checked, since the file may lie."""
+    if not isinstance(node, dict) or len(node) != 1:
+        raise CheckpointError(f"load: {path} is damaged: unexpected structure entry {str(node)[:80]}")
+    (kind, value), = node.items()
+    if kind == "array":
+        if not isinstance(value, str) or value not in arrays:
+            raise CheckpointError(f"load: {path} is damaged: it refers to an array {value!r} it "
+                                  f"does not contain")
+        return arrays[value]
+    if kind == "value" and isinstance(value, _SCALARS):
+        return value
+    if kind in ("list", "tuple") and isinstance(value, list):
+        items = [_decode(v, arrays, path) for v in value]
+        return items if kind == "list" else tuple(items)
+    if kind == "dict" and isinstance(value, list) and all(_is_item(kv) for kv in value):
+        return {k: _decode(v, arrays, path) for k, v in value}
+    raise CheckpointError(f"load: {path} is damaged: unexpected structure entry {str(node)[:80]}")
+
+
+def _is_item(pair):
+    """A dict entry as `save` writes it: [key (str or int), node]."""
+    return (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], (str, int))
+            and not isinstance(pair[0], bool))

@@ -202,3 +202,180 @@ def test_random_nested_structures_round_trip(tree, tmp_path_factory):
     path = tmp_path_factory.mktemp("rt") / "x.npz"
     mc.save(tree, path)
     _same(tree, mc.load(path))
+
+
+# ---- damaged, truncated and foreign files: CheckpointError naming the file -----------------------
+import json  # noqa: E402
+import re  # noqa: E402
+import tempfile  # noqa: E402
+
+
+def _good_bytes():
+    """The bytes of a small but complete checkpoint (nested dicts, a tuple, several dtypes)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "good.npz")
+        mc.save({"model": {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.zeros(2)},
+                 "epoch": 3, "betas": (0.9, 0.999), "name": "lenet5"}, path)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+GOOD = _good_bytes()
+
+
+def _load_bytes(raw, folder):
+    path = folder / "damaged.npz"
+    path.write_bytes(raw)
+    return path, mc.load(path)
+
+
+def test_checkpoint_error_is_a_value_error_exported_by_minicnn():
+    assert issubclass(mc.CheckpointError, ValueError)
+    assert mc.CheckpointError is serialization.CheckpointError
+
+
+@pytest.mark.parametrize("raw, says", [
+    (b"", "is not a minicnn file"),
+    (b"hello, I am a text file\n", "is not a minicnn file"),
+    (bytes(range(256)) * 4, "is not a minicnn file"),
+    (GOOD[:len(GOOD) // 2], "is truncated or damaged"),
+    (GOOD[:30], "is truncated or damaged"),
+    (b"PK\x03\x04" + bytes(100), "is truncated or damaged"),
+])
+def test_damaged_files_raise_checkpoint_error_naming_the_file(tmp_path, raw, says):
+    with pytest.raises(mc.CheckpointError, match=says) as exc:
+        _load_bytes(raw, tmp_path)
+    assert str(tmp_path / "damaged.npz") in str(exc.value)
+    assert "allow_pickle=True" not in str(exc.value)   # never point at the unsafe load
+
+
+def test_a_bare_npy_file_is_not_a_minicnn_file(tmp_path):
+    np.save(tmp_path / "x.npy", np.ones(3))
+    with pytest.raises(mc.CheckpointError, match=r"x\.npy is not a minicnn file"):
+        mc.load(tmp_path / "x.npy")
+
+
+def test_a_foreign_zip_is_not_a_minicnn_file(tmp_path):
+    path = tmp_path / "doc.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("word/document.xml", "<xml/>")
+    with pytest.raises(mc.CheckpointError, match=r"doc\.npz is not a minicnn file: it holds "
+                                                 r"'word/document.xml'"):
+        mc.load(path)
+
+
+def _npz_with_structure(path, root, fmt=serialization.FORMAT, **arrays):
+    text = json.dumps({"format": fmt, "root": root})
+    np.savez(path, **arrays, **{serialization.STRUCTURE_KEY: np.array(text)})
+
+
+def test_a_structure_naming_a_missing_array(tmp_path):
+    path = tmp_path / "lies.npz"
+    _npz_with_structure(path, {"dict": [["w", {"array": "nope"}]]}, other=np.ones(2))
+    with pytest.raises(mc.CheckpointError, match=r"lies\.npz is damaged: it refers to an array "
+                                                 r"'nope' it does not contain"):
+        mc.load(path)
+
+
+@pytest.mark.parametrize("root", [
+    {"dict": 5}, {"list": {"a": 1}}, {"what": 1}, [1, 2], {"value": [1]},
+    {"dict": [["k"]]}, {"dict": [[True, {"value": 1}]]}, {"array": 3}, {"value": 1, "list": []},
+])
+def test_malformed_structures_are_damaged_files(tmp_path, root):
+    path = tmp_path / "bad.npz"
+    _npz_with_structure(path, root)
+    with pytest.raises(mc.CheckpointError, match=r"bad\.npz is damaged"):
+        mc.load(path)
+
+
+def test_structure_entry_that_is_not_json_or_of_another_format(tmp_path):
+    np.savez(tmp_path / "a.npz", **{serialization.STRUCTURE_KEY: np.array("{not json")})
+    with pytest.raises(mc.CheckpointError, match=r"a\.npz is damaged: its structure is not valid JSON"):
+        mc.load(tmp_path / "a.npz")
+    _npz_with_structure(tmp_path / "b.npz", {"value": 1}, fmt="minicnn-checkpoint-99")
+    with pytest.raises(mc.CheckpointError, match=r"b\.npz has checkpoint format 'minicnn-checkpoint-99'"):
+        mc.load(tmp_path / "b.npz")
+    np.savez(tmp_path / "c.npz", **{serialization.STRUCTURE_KEY: np.arange(3)})
+    with pytest.raises(mc.CheckpointError, match=r"c\.npz is damaged: its '__minicnn__' entry is not a text"):
+        mc.load(tmp_path / "c.npz")
+
+
+def test_an_array_header_promising_more_than_the_file_holds(tmp_path):
+    """A header that claims a huge shape is refused before any memory is taken for it."""
+    path = tmp_path / "huge.npz"
+    np.savez(path, w=np.zeros(2000, np.float32))      # longer than zipfile's read-ahead: the CRC
+    raw = path.read_bytes()                           # is only checked at the member's end
+    assert raw.count(b"(2000,)") == 1
+    path.write_bytes(raw.replace(b"(2000,)", b"(9000,)"))
+    with pytest.raises(mc.CheckpointError, match=r"huge\.npz is truncated or damaged: the array "
+                                                 r"'w' of shape \(9000,\) needs 36000 bytes, the "
+                                                 r"file holds 8000"):
+        mc.load(path)
+
+
+def test_missing_file_and_folder_raise_oserrors_naming_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        mc.load(tmp_path / "nope.npz")
+    with pytest.raises(IsADirectoryError, match=re.escape(str(tmp_path))):
+        mc.load(tmp_path)
+
+
+def test_save_into_a_missing_folder_names_the_path(tmp_path):
+    path = tmp_path / "no" / "such" / "ck.npz"
+    with pytest.raises(FileNotFoundError, match=r"save: cannot write .*ck\.npz: its folder .*such "
+                                                r"does not exist"):
+        mc.save({"a": np.ones(1)}, path)
+
+
+def test_savez_compressed_files_load_too(tmp_path):
+    np.savez_compressed(tmp_path / "z.npz", a=np.arange(5), b=np.eye(2, dtype=np.float32))
+    back = mc.load(tmp_path / "z.npz")
+    np.testing.assert_array_equal(back["a"], np.arange(5))
+    assert back["b"].dtype == np.float32 and back["b"].flags.writeable
+
+
+def _flip_bits(raw, positions):
+    out = bytearray(raw)
+    for bit in positions:
+        out[bit // 8] ^= 1 << (bit % 8)
+    return bytes(out)
+
+
+_damaged = st.one_of(
+    st.integers(0, len(GOOD) - 1).map(lambda n: GOOD[:n]),                      # truncated
+    st.lists(st.integers(0, 8 * len(GOOD) - 1), min_size=1, max_size=3)
+      .map(lambda bits: _flip_bits(GOOD, bits)),                                 # bit flips
+    st.binary(max_size=600),                                                     # random bytes
+    st.binary(max_size=600).map(lambda b: b"PK\x03\x04" + b),                    # a zip in name only
+    st.tuples(st.integers(0, len(GOOD) - 1), st.binary(min_size=1, max_size=40))
+      .map(lambda t: GOOD[:t[0]] + t[1] + GOOD[t[0] + len(t[1]):]),              # overwritten bytes
+)
+
+
+@given(raw=_damaged)
+def test_load_of_damaged_bytes_returns_or_raises_checkpoint_error_only(raw, tmp_path_factory):
+    """Whatever the bytes, mc.load either returns (a flip in a field nothing checks, e.g. a zip
+    timestamp) or raises CheckpointError naming the file; never another exception type."""
+    folder = tmp_path_factory.mktemp("damaged")
+    try:
+        _load_bytes(raw, folder)
+    except mc.CheckpointError as exc:
+        assert str(folder / "damaged.npz") in str(exc)
+
+
+_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5)),
+    lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(
+        st.sampled_from(["array", "value", "list", "tuple", "dict", "x"]), kids, max_size=2)),
+    max_leaves=10)
+
+
+@given(root=_json)
+def test_load_of_any_structure_returns_or_raises_checkpoint_error_only(root, tmp_path_factory):
+    """A well-formed zip whose structure entry says anything at all."""
+    path = tmp_path_factory.mktemp("lies") / "lies.npz"
+    _npz_with_structure(path, root, w=np.ones(2))
+    try:
+        mc.load(path)
+    except mc.CheckpointError as exc:
+        assert str(path) in str(exc)
