@@ -219,6 +219,29 @@ def test_load_state_dict_accepts_tensors():
     np.testing.assert_array_equal(m.bias.data, [0, 1, 2])
 
 
+@pytest.mark.parametrize("bad", [
+    np.array([["a", "b"], ["c", "d"], ["e", "f"]]),    # strings: no cast to float32
+    np.array([[1 + 2j, 0], [0, 0], [0, 0]]),            # complex: the imaginary part would be lost
+    [[1.0, 2.0], [3.0]],                                # ragged: not an array at all
+    None,
+])
+def test_load_state_dict_is_all_or_nothing_when_a_value_cannot_be_cast(bad):
+    """The valid entries listed before the bad one are not copied either."""
+    net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 3))
+    before = net.state_dict()
+    sd = {k: v + 1 for k, v in before.items()}          # every value valid and different...
+    sd["1.weight"] = bad                                # ...but one
+    with pytest.raises(nn.StateDictError, match=r"1\.weight"):
+        net.load_state_dict(sd)
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])     # nothing was copied
+
+
+def test_load_state_dict_wants_a_mapping():
+    with pytest.raises(TypeError, match="load_state_dict: expected a dict name -> array, got list"):
+        nn.Linear(2, 2).load_state_dict([np.ones((2, 2)), np.ones(2)])
+
+
 def test_repr_matches_pytorch_layout():
     net = nn.Sequential(nn.Conv2d(3, 64, 11, stride=4, padding=2), nn.ReLU(inplace=True),
                         nn.MaxPool2d(3, 2), nn.Flatten(), nn.Linear(64, 10, bias=False))

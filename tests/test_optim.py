@@ -295,6 +295,20 @@ def test_state_dict_is_a_copy_and_load_checks_group_sizes():
                   lr=0.1).load_state_dict(opt.state_dict())
 
 
+def test_load_state_dict_is_all_or_nothing():
+    """A state naming a parameter no group lists is refused and the optimiser stays as it was."""
+    _, p, opt = run(lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), grads=GRADS[:1])
+    buffer = opt.state[p]["momentum_buffer"].copy()
+    sd = opt.state_dict()
+    sd["state"][0]["momentum_buffer"] = sd["state"][0]["momentum_buffer"] + 1   # would be copied...
+    sd["state"][5] = {"momentum_buffer": np.zeros(3)}                            # ...but this fails
+    sd["param_groups"][0]["lr"] = 7.0
+    with pytest.raises(ValueError, match="state for parameter 5, which none of its parameter groups lists"):
+        opt.load_state_dict(sd)
+    np.testing.assert_array_equal(opt.state[p]["momentum_buffer"], buffer)
+    assert opt.param_groups[0]["lr"] == 0.1
+
+
 def test_training_a_tiny_linear_model_reduces_the_loss():
     mc.manual_seed(0)
     rng = np.random.default_rng(0)

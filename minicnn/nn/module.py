@@ -353,22 +353,23 @@ class Module:
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays from `state_dict` into the parameters and buffers, keeping each one's dtype
-        and device. Every problem is checked before anything is copied, and one error lists them
-        all: missing keys and unexpected keys (only when `strict`) and shape mismatches (always, as
-        PyTorch). Returns `(missing_keys, unexpected_keys)`."""
+        and device. All or nothing: every key, shape, dtype and cast is checked before the first
+        copy, and one error lists every problem: missing and unexpected keys (only when `strict`),
+        shape mismatches (always, as PyTorch) and values that are not numeric arrays.
+        Returns `(missing_keys, unexpected_keys)`."""
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"load_state_dict: expected a dict name -> array, got "
+                            f"{type(state_dict).__name__}")
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         problems, values = [], {}
         for key, target in own.items():
-            if key not in state_dict:
-                continue
-            value = state_dict[key]
-            value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
-            if tuple(value.shape) != target.shape:
-                problems.append(f"size mismatch for {key}: copying a param with shape {tuple(value.shape)} "
-                                f"from checkpoint, the shape in current model is {target.shape}.")
-            values[key] = value
+            if key in state_dict:
+                value, problem = _cast_for(key, state_dict[key], target)
+                if problem:
+                    problems.append(problem)
+                values[key] = value
         if strict:
             if missing:
                 problems.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
@@ -378,13 +379,13 @@ class Module:
         if problems:
             raise StateDictError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                                  + "\n\t".join(problems))
-        for key, value in values.items():
-            target = own[key]
-            value = value.astype(target.dtype, copy=False)
-            if target.device == "cpu":
-                np.copyto(target.data, value)   # in place: optimisers keep their references
+        on_gpu = {k: to_device(np.ascontiguousarray(v), own[k].device)   # copies that may fail
+                  for k, v in values.items() if own[k].device != "cpu"}   # (memory) come first
+        for key, value in values.items():   # nothing below can fail: every value is ready
+            if key in on_gpu:
+                own[key].data = on_gpu[key]
             else:
-                target.data = to_device(np.ascontiguousarray(value), target.device)
+                np.copyto(own[key].data, value)   # in place: optimisers keep their references
         return IncompatibleKeys(missing, unexpected)
 
     # ---- printing -----------------------------------------------------------------------------------
@@ -403,6 +404,21 @@ class Module:
         if not self._modules:
             return f"{self._get_name()}({self.extra_repr()})"
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _cast_for(key, value, target):
+    """(value as a NumPy array of target's shape and dtype, None) or (None, the problem)."""
+    try:
+        value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+    except (ValueError, TypeError) as exc:   # e.g. a ragged nested list
+        return None, f"{key} is not an array: {exc}"
+    if value.dtype.kind not in "biuf":
+        return None, (f"{key} has dtype {value.dtype}, expected numbers "
+                      f"(the parameter is {target.dtype})")
+    if tuple(value.shape) != target.shape:
+        return None, (f"size mismatch for {key}: copying a param with shape {tuple(value.shape)} "
+                      f"from checkpoint, the shape in current model is {target.shape}.")
+    return value.astype(target.dtype, copy=False), None
 
 
 def _looks_like_device(value):

@@ -138,7 +138,8 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
-        """Restore state and settings saved by `state_dict()` (also after `mc.save`/`mc.load`)."""
+        """Restore state and settings saved by `state_dict()` (also after `mc.save`/`mc.load`).
+        All or nothing: every entry is checked and converted before the optimiser changes."""
         name = type(self).__name__
         groups, saved_groups = self.param_groups, state_dict["param_groups"]
         if len(groups) != len(saved_groups):
@@ -151,12 +152,16 @@ class Optimizer:
         by_index = {}
         for g, s in zip(groups, saved_groups):
             by_index.update(zip(s["params"], g["params"]))
-        self.state = {}
+        state = {}   # built aside and assigned at the end: a failure leaves the optimiser as it was
         for key, values in state_dict["state"].items():
+            if int(key) not in by_index:
+                raise ValueError(f"{name}: loaded state dict has state for parameter {key}, which "
+                                 f"none of its parameter groups lists")
             p = by_index[int(key)]
-            self.state[p] = {k: (np.array(v, dtype=p.dtype if np.asarray(v).dtype.kind == "f" else None, copy=True)
-                                 if isinstance(v, np.ndarray) else v)
-                             for k, v in values.items()}
+            state[p] = {k: (np.array(v, dtype=p.dtype if np.asarray(v).dtype.kind == "f" else None, copy=True)
+                            if isinstance(v, np.ndarray) else v)
+                        for k, v in values.items()}
+        self.state = state
         for g, s in zip(groups, saved_groups):
             for k, v in s.items():
                 if k != "params":
