@@ -1,4 +1,6 @@
 """ImageFolder on a tiny folder of PNG files written by the test."""
+import re
+
 import numpy as np
 import pytest
 
@@ -82,3 +84,41 @@ def test_ragged_images_need_a_resize(folder):
         list(DataLoader(ImageFolder(root), batch_size=8))
     ok = list(DataLoader(ImageFolder(root, transform=T.CenterCrop(5)), batch_size=8))
     assert ok[0][0].shape == (7, 3, 5, 5)
+
+
+# ---- a file that cannot be decoded: ImageFileError naming it ------------------------------------
+from minicnn.data.folder import ImageFileError  # noqa: E402
+
+
+def _bad_images(root):
+    """Replace two of the folder's images: one cut in half, one a text file named .png."""
+    png = root / "cat" / "img0.png"
+    png.write_bytes(png.read_bytes()[: len(png.read_bytes()) // 2])
+    (root / "dog" / "img1.png").write_text("I am not a picture\n")
+    return str(png), str(root / "dog" / "img1.png")
+
+
+def test_truncated_and_non_images_name_the_file(folder):
+    root, _ = folder
+    truncated, text = _bad_images(root)
+    ds = ImageFolder(root)
+    paths = [p for p, _ in ds.samples]
+    for bad in (truncated, text):
+        with pytest.raises(ImageFileError, match=re.escape(f"cannot read the image {bad}")) as info:
+            ds[paths.index(bad)]
+        assert isinstance(info.value, OSError)          # as Pillow's own errors
+        assert isinstance(info.value.__cause__, Exception)   # Pillow's reason is kept
+
+
+def test_a_bad_image_in_a_loader_thread_names_the_file(folder):
+    root, _ = folder
+    bad = _bad_images(root)
+    with pytest.raises(ImageFileError, match="cannot read the image") as info:
+        list(DataLoader(ImageFolder(root, transform=T.Resize((4, 4))), batch_size=2, num_workers=2))
+    assert any(path in str(info.value) for path in bad)
+
+
+def test_an_unknown_mode_is_not_blamed_on_the_file(folder):
+    root, _ = folder
+    with pytest.raises(ValueError, match="unknown mode 'XYZ'"):
+        ImageFolder(root, mode="XYZ")[0]

@@ -11,9 +11,10 @@ Datasets return `(image float32 (C, H, W), label int)` from `ds[i]`, have `len(d
 """
 from . import transforms
 from .dataset import ArrayDataset, Dataset
-from .folder import ImageFolder
+from .folder import ImageFileError, ImageFolder
 from .loader import DataLoader
 from .mnist import MNIST
 from .shapes import Shapes
 
-__all__ = ["DataLoader", "Dataset", "ArrayDataset", "MNIST", "Shapes", "ImageFolder", "transforms"]
+__all__ = ["DataLoader", "Dataset", "ArrayDataset", "MNIST", "Shapes", "ImageFolder", "ImageFileError",
+           "transforms"]

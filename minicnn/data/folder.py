@@ -8,8 +8,10 @@ Classes are the sub-folder names, sorted (`classes`, `class_to_idx`); `samples` 
 (path, class index) sorted by class and file name. Images are read lazily, one per `ds[i]`, with
 Pillow (imported only then), converted to RGB (`mode="RGB"`, torchvision's default) or grey
 (`mode="L"`), and returned as float32 (C, H, W) in [0, 1] before `transform` is applied.
+A file that cannot be decoded raises `ImageFileError` (an OSError) naming it.
 """
 import os
+import struct
 
 import numpy as np
 
@@ -18,12 +20,26 @@ from .dataset import Dataset
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 
+class ImageFileError(OSError):
+    """An image file that Pillow cannot read (not an image, truncated, damaged); the message names
+    the file. An OSError, as Pillow's own errors are."""
+
+
 def load_image(path, mode="RGB"):
-    """The image file at `path` as float32 (C, H, W) in [0, 1]."""
+    """The image file at `path` as float32 (C, H, W) in [0, 1]; `ImageFileError` naming the file
+    when it cannot be read or decoded."""
     from PIL import Image  # lazily: only folder datasets need Pillow
 
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert(mode))
+    # What Pillow raises on a bad file: OSError (truncated, unidentified, broken stream), SyntaxError
+    # (broken PNG chunks), ValueError/EOFError/struct.error (bad headers), DecompressionBombError.
+    bad_file = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
+    if mode not in getattr(Image, "MODES", (mode,)):   # first: a bad mode is not a bad file
+        raise ValueError(f"load_image: unknown mode {mode!r}; expected 'RGB', 'L' or another Pillow mode")
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert(mode))
+    except bad_file as exc:
+        raise ImageFileError(f"cannot read the image {path}: {exc} (delete or replace the file)") from exc
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
