@@ -314,3 +314,38 @@ def test_leaves_never_share_a_gradient_array():
     (c.reshape(6) * 1.0).backward(np.ones(6))  # a view of the upstream gradient is copied
     c.grad[0, 0] = 5
     assert (c * 2).sum().item() == 12.0
+
+
+# ---- shape errors name both operands' shapes and what would fit ---------------------------------
+@pytest.mark.parametrize("a, b, says", [
+    ((2, 3), (4, 5), r"matmul: \(2, 3\) @ \(4, 5\): the left operand's last axis \(3\) must equal "
+                     r"the right operand's second-to-last axis \(4\); a right operand of shape "
+                     r"\(3, 5\) would fit"),
+    ((3,), (4,), r"matmul: \(3,\) @ \(4,\): .*only axis \(4\); a right operand of shape \(3,\) would fit"),
+    ((2, 2, 3), (7, 3), r"matmul: \(2, 2, 3\) @ \(7, 3\): .*\(3, 3\) would fit"),
+    ((2, 4, 3), (5, 3, 6), r"matmul: \(2, 4, 3\) @ \(5, 3, 6\): the batch axes \(2,\) and \(5,\) do "
+                           r"not broadcast \(.*axis -1 is 2 vs 5\)"),
+    ((), (3,), r"matmul: \(\) @ \(3,\): both operands need at least one dimension"),
+])
+def test_matmul_shape_errors_name_both_shapes(a, b, says):
+    with pytest.raises(ValueError, match=says):
+        mc.ones(*a) @ mc.ones(*b)
+
+
+def test_matmul_shapes_that_fit_still_work():
+    assert (mc.ones(2, 3) @ mc.ones(3)).shape == (2,)
+    assert (mc.ones(3) @ mc.ones(3, 4)).shape == (4,)
+    assert (mc.ones(5, 2, 3) @ mc.ones(3, 4)).shape == (5, 2, 4)
+
+
+@pytest.mark.parametrize("op, symbol", [
+    (lambda a, b: a + b, r"\+"), (lambda a, b: a - b, "-"), (lambda a, b: a * b, r"\*"),
+    (lambda a, b: a / b, "/"), (lambda a, b: a ** b, r"\*\*"), (lambda a, b: a < b, "<"),
+    (lambda a, b: a == b, "=="),
+])
+def test_broadcast_errors_name_both_shapes_and_the_axis(op, symbol):
+    with pytest.raises(ValueError, match=rf"\(2, 3\) {symbol} \(4, 5\): the shapes do not broadcast: "
+                                         rf"aligned from the right, each axis must be equal or 1; "
+                                         rf"axis -1 is 3 vs 5"):
+        op(mc.ones(2, 3), mc.ones(4, 5))
+    assert op(mc.ones(2, 3), mc.ones(1, 3)).shape == (2, 3)   # broadcasting itself is unchanged

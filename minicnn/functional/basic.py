@@ -130,6 +130,7 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        _check_matmul(tuple(a.shape), tuple(b.shape))
         ctx.save_for_backward(a, b)
         a2 = a.reshape((1,) + tuple(a.shape)) if a.ndim == 1 else a    # (K,) -> (1, K)
         b2 = b.reshape(tuple(b.shape) + (1,)) if b.ndim == 1 else b    # (K,) -> (K, 1)
@@ -162,11 +163,51 @@ def _matmul_shape(a_shape, b_shape, out_shape):
     return shape
 
 
-def add(a, b): return Add.apply(*_operands(a, b))
-def sub(a, b): return Sub.apply(*_operands(a, b))
-def mul(a, b): return Mul.apply(*_operands(a, b))
-def div(a, b): return Div.apply(*_operands(a, b))
-def pow(a, b): return Pow.apply(*_operands(a, b))  # noqa: A001 (mirrors the operator name)
+def _check_matmul(sa, sb):
+    """A ValueError naming both shapes, and a right operand that would fit, when a @ b is undefined
+    (NumPy's own text speaks of gufunc signatures and core dimensions)."""
+    if not sa or not sb:
+        raise ValueError(f"matmul: {sa} @ {sb}: both operands need at least one dimension")
+    k_left, k_right = sa[-1], sb[-2] if len(sb) > 1 else sb[0]
+    if k_left != k_right:
+        which = "second-to-last" if len(sb) > 1 else "only"
+        fits = sb[:-2] + (k_left, sb[-1]) if len(sb) > 1 else (k_left,)
+        raise ValueError(f"matmul: {sa} @ {sb}: the left operand's last axis ({k_left}) must equal "
+                         f"the right operand's {which} axis ({k_right}); a right operand of shape "
+                         f"{fits} would fit")
+    problem = _broadcast_problem(sa[:-2], sb[:-2])
+    if problem:
+        raise ValueError(f"matmul: {sa} @ {sb}: the batch axes {sa[:-2]} and {sb[:-2]} do not "
+                         f"broadcast ({problem})")
+
+
+def _broadcast_problem(sa, sb):
+    """None when shapes `sa` and `sb` broadcast, else which axis conflicts, in words."""
+    for axis in range(1, min(len(sa), len(sb)) + 1):
+        m, n = sa[-axis], sb[-axis]
+        if m != n and m != 1 and n != 1:
+            return (f"aligned from the right, each axis must be equal or 1; axis {-axis} is "
+                    f"{m} vs {n}")
+    return None
+
+
+def _binary(fn, symbol, a, b):
+    """fn applied to the operands; a shape error names both shapes and the axis in conflict."""
+    a, b = _operands(a, b)
+    try:
+        return fn(a, b)
+    except ValueError:
+        problem = _broadcast_problem(a.shape, b.shape)
+        if problem is None:
+            raise
+    raise ValueError(f"{a.shape} {symbol} {b.shape}: the shapes do not broadcast: {problem}")
+
+
+def add(a, b): return _binary(Add.apply, "+", a, b)
+def sub(a, b): return _binary(Sub.apply, "-", a, b)
+def mul(a, b): return _binary(Mul.apply, "*", a, b)
+def div(a, b): return _binary(Div.apply, "/", a, b)
+def pow(a, b): return _binary(Pow.apply, "**", a, b)  # noqa: A001 (mirrors the operator name)
 def matmul(a, b): return MatMul.apply(*_operands(a, b))
 def neg(a): return Neg.apply(a)
 
@@ -174,8 +215,13 @@ def neg(a): return Neg.apply(a)
 def compare(op, a, b):
     """A bool tensor; comparisons have no gradient. `op` is NumPy's ufunc (np.less, ...): its name
     picks the comparison in the elementwise kernels, so it runs where the data lives."""
-    a, b = _operands(a, b)
-    return Tensor(_E(a.data).compare(a.data, b.data, op.__name__))
+    def run(a, b):
+        return Tensor(_E(a.data).compare(a.data, b.data, op.__name__))
+    return _binary(run, _COMPARE_SYMBOLS.get(op.__name__, op.__name__), a, b)
+
+
+_COMPARE_SYMBOLS = {"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=",
+                    "equal": "==", "not_equal": "!="}
 
 
 # ---- elementwise functions --------------------------------------------------------------
