@@ -29,6 +29,11 @@ finished epochs, the history and a free-form `meta` dict (the command line store
 model, data set and arguments built the run). `fit(..., resume=path)` restores all of it and
 continues: with the same seed on the CPU its losses are EXACTLY those of an uninterrupted run.
 
+Divergence: a training loss that is nan or inf (checked before its optimiser step), a validation
+loss that is, or weights that are after an epoch stop `fit` with `DivergedError` (a
+FloatingPointError naming the epoch) before that epoch writes its history or checkpoint: the
+checkpoint on disk stays the last good one.
+
 Ctrl-C (KeyboardInterrupt) during `fit` saves `interrupted.npz` (the weights reached so far;
 `epoch` = the finished epochs) before the exception goes on. Resuming from it restarts the
 interrupted epoch from its beginning with those weights (exactness holds only for the
@@ -52,6 +57,7 @@ from . import functional as F
 from . import random as _random
 from ._grad_mode import no_grad
 from .metrics import topk_correct
+from .serialization import CheckpointError
 from .serialization import load as _load
 from .serialization import save as _save
 from .tensor import Tensor
@@ -61,6 +67,16 @@ INTERRUPTED = "interrupted.npz"
 HISTORY = "history.json"
 CURVES = "curves.png"
 CHECKPOINT_KIND = "minicnn-training-checkpoint"
+
+
+class DivergedError(FloatingPointError):
+    """The run diverged: a loss became nan or inf, or the weights did. Raised by `fit` before the
+    diverged epoch writes anything, so the last checkpoint on disk is the last good one.
+    `epoch` is the (1-based) epoch in which it happened."""
+
+    def __init__(self, what, epoch):
+        super().__init__(f"fit: {what}; the run diverged: try a smaller learning rate")
+        self.what, self.epoch = what, epoch
 
 
 # ---- small helpers ------------------------------------------------------------------------------
@@ -204,10 +220,19 @@ def load_checkpoint(path):
     interrupted (True for the one Ctrl-C wrote)."""
     ckpt = _load(path)
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"load_checkpoint: {path} is not a minicnn training checkpoint (it has no "
-                         f"kind={CHECKPOINT_KIND!r}; files written by mc.save of a bare state_dict "
-                         f"load with model.load_state_dict(mc.load(path)))")
+        raise CheckpointError(f"load_checkpoint: {path} is not a minicnn training checkpoint (it "
+                              f"has no kind={CHECKPOINT_KIND!r}; files written by mc.save of a bare "
+                              f"state_dict load with model.load_state_dict(mc.load(path)))")
+    for key, kind in _CHECKPOINT_FIELDS.items():
+        if not isinstance(ckpt.get(key), kind):
+            raise CheckpointError(f"load_checkpoint: {path} is damaged: its {key!r} is "
+                                  f"{type(ckpt.get(key)).__name__}, expected {kind.__name__}")
     return ckpt
+
+
+# What every training checkpoint holds, and of which type (a foreign file could lie).
+_CHECKPOINT_FIELDS = {"epoch": int, "model": dict, "optimizer": dict, "rng": dict, "loaders": dict,
+                      "history": list, "meta": dict}
 
 
 def latest_checkpoint(out_dir):
@@ -278,8 +303,21 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path):
-        """Restore model, optimiser, scheduler, RNG, loaders, epoch and history from `path`."""
+        """Restore model, optimiser, scheduler, RNG, loaders, epoch and history from `path`.
+        All or nothing: when a part does not fit this trainer (another model or optimiser), what
+        was restored already is put back as it was before the error goes on."""
         ckpt = load_checkpoint(path)
+        before = self.state()
+        try:
+            self._restore(ckpt)
+        except Exception:
+            self._restore(before)
+            raise
+        if not self.meta:
+            self.meta = dict(ckpt["meta"])
+        return ckpt
+
+    def _restore(self, ckpt):
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and "scheduler" in ckpt:
@@ -290,9 +328,6 @@ class Trainer:
         _random.set_state(ckpt["rng"])
         self.epoch = int(ckpt["epoch"])
         self.history = list(ckpt["history"])
-        if not self.meta:
-            self.meta = dict(ckpt["meta"])
-        return ckpt
 
     # -- one epoch ------------------------------------------------------------------------------
     def _progress(self, total, epoch, epochs):
@@ -315,15 +350,14 @@ class Trainer:
                 x, y, y_np = _batch(batch, self.device)
                 out = self.model(x)
                 loss = _total_loss(self.loss_fn, out, y, self.aux_weight)
+                value = float(loss.item())
+                if not math.isfinite(value):   # checked before the step: it would spread the nan
+                    raise DivergedError(f"the training loss became {value} at epoch {epoch}, "
+                                        f"batch {i + 1}", epoch)
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
 
-                value = float(loss.item())
-                if not math.isfinite(value):
-                    raise FloatingPointError(
-                        f"fit: the training loss became {value} at epoch {epoch}, batch {i + 1}; "
-                        f"the run diverged: try a smaller learning rate")
                 b = len(y_np)
                 total_loss += value * b
                 correct += topk_correct(_main_output(out).numpy(), y_np, 1)
@@ -391,6 +425,9 @@ class Trainer:
         train_loss, train_acc, train_seconds, images = self.train_epoch(epoch, epochs)
         val = None if self.val_loader is None else evaluate(self.model, self.val_loader,
                                                                self.loss_fn, self.device)
+        if val is not None and not math.isfinite(val.loss):
+            raise DivergedError(f"the validation loss became {val.loss} after epoch {epoch}", epoch)
+        _check_finite_weights(self.model, epoch)   # before anything of this epoch is written
         record = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -412,6 +449,15 @@ class Trainer:
         self._emit("epoch_end", record)
 
 
+def _check_finite_weights(model, epoch):
+    """DivergedError naming the first parameter holding nan or inf (the last optimiser step of an
+    epoch can blow the weights up even though every loss measured so far was finite)."""
+    for name, p in model.named_parameters():
+        host = p.data if p.device == "cpu" else p.numpy()
+        if p.dtype.kind == "f" and not np.isfinite(host).all():
+            raise DivergedError(f"the weights became nan or inf at epoch {epoch} ({name})", epoch)
+
+
 def fit(model, optimizer, train_loader, val_loader=None, epochs=1, *, loss_fn=None,
         scheduler=None, out_dir=None, resume=None, device=None, aux_weight=0.3, callbacks=(),
         quiet=False, meta=None, plot=True):
@@ -426,6 +472,9 @@ def fit(model, optimizer, train_loader, val_loader=None, epochs=1, *, loss_fn=No
     callbacks      `callback(trainer, event, logs)`, see `Trainer`
     quiet          no progress bar and no per-epoch lines
     meta           a JSON-able dict stored in every checkpoint (e.g. how the model was built)
+
+    Raises `DivergedError` (naming the epoch) when a loss or the weights become nan or inf; the
+    checkpoint on disk is then still the last good epoch's.
     """
     trainer = Trainer(model, optimizer, train_loader, val_loader, loss_fn=loss_fn,
                       scheduler=scheduler, out_dir=out_dir, device=device, aux_weight=aux_weight,

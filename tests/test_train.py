@@ -256,3 +256,84 @@ def test_progress_bar_on_a_terminal_and_epoch_lines_otherwise(shapes, capsys, mo
     assert "epoch 2/2" in err and "loss=" in err and "acc=" in err and "img_s=" in err
     train.fit(model, opt, tl, vl, epochs=3, quiet=True)
     assert capsys.readouterr() == ("", "")
+
+
+# ---- divergence: stopped with the epoch named, the last good checkpoint kept ---------------------
+def test_divergence_keeps_the_last_good_checkpoint(shapes, tmp_path):
+    """Epoch 1 is fine; at its end the LR jumps to 1e30, so epoch 2 diverges: nothing of epoch 2
+    reaches the disk, and checkpoint.npz and history.json still hold epoch 1."""
+    model, opt, sched, tl, vl = make_run(shapes)
+
+    def explode(trainer, event, logs):
+        if event == "epoch_end":
+            for group in opt.param_groups:
+                group["lr"] = 1e30
+
+    with np.errstate(all="ignore"), pytest.raises(train.DivergedError) as info:
+        train.fit(model, opt, tl, vl, epochs=3, out_dir=tmp_path, quiet=True, plot=False,
+                  callbacks=[explode])
+    assert info.value.epoch == 2 and isinstance(info.value, FloatingPointError)
+    assert "at epoch 2" in str(info.value) and "smaller learning rate" in str(info.value)
+    ckpt = train.load_checkpoint(tmp_path / "checkpoint.npz")
+    assert ckpt["epoch"] == 1
+    assert all(np.isfinite(v).all() for v in ckpt["model"].values())
+    assert [r["epoch"] for r in json.loads((tmp_path / "history.json").read_text())] == [1]
+    assert not (tmp_path / "interrupted.npz").exists()
+
+
+def test_a_nan_validation_loss_stops_the_run(shapes, tmp_path):
+    """The training loss may stay finite while the validation loss is not (here: eval mode only)."""
+    model, opt, sched, tl, vl = make_run(shapes)
+    forward = model.forward
+    model.forward = lambda x: forward(x) if model.training else forward(x) * float("nan")
+    with np.errstate(all="ignore"), pytest.raises(train.DivergedError,
+                                                  match="the validation loss became nan after epoch 1"):
+        train.fit(model, opt, tl, vl, epochs=2, out_dir=tmp_path, quiet=True, plot=False)
+    assert not (tmp_path / "checkpoint.npz").exists()   # no good epoch: nothing written
+
+
+def test_weights_blown_up_by_the_last_step_stop_the_run(shapes, tmp_path):
+    """Without validation, a non-finite weight after the epoch's last step is still caught."""
+    model, opt, sched, tl, _ = make_run(shapes)
+    batches = len(tl)
+
+    def poison(trainer, event, logs):
+        if event == "batch_end" and logs["batch"] == batches:
+            model.fc.weight.data[0, 0] = np.inf
+
+    with pytest.raises(train.DivergedError, match=r"the weights became nan or inf at epoch 1 \(fc\.weight\)"):
+        train.fit(model, opt, tl, epochs=1, out_dir=tmp_path, quiet=True, plot=False, callbacks=[poison])
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
+# ---- loading checkpoints: damaged files and misfits leave the trainer as it was -----------------
+def test_a_damaged_training_checkpoint_is_a_checkpoint_error(shapes, tmp_path):
+    model, opt, sched, tl, vl = make_run(shapes)
+    trainer = train.Trainer(model, opt, tl, vl, scheduler=sched, out_dir=tmp_path, quiet=True)
+    path = trainer.save_checkpoint()
+    raw = (tmp_path / "checkpoint.npz").read_bytes()
+    (tmp_path / "half.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(mc.CheckpointError, match=r"half\.npz is truncated or damaged"):
+        train.load_checkpoint(tmp_path / "half.npz")
+    state = mc.load(path)
+    state["history"] = "not a list"
+    mc.save(state, tmp_path / "odd.npz")
+    with pytest.raises(mc.CheckpointError, match=r"odd\.npz is damaged: its 'history' is str, expected list"):
+        train.load_checkpoint(tmp_path / "odd.npz")
+
+
+def test_trainer_load_checkpoint_is_all_or_nothing(shapes, tmp_path):
+    """The model fits, the optimiser state does not: the model is put back as it was."""
+    model, opt, sched, tl, vl = make_run(shapes)
+    path = train.Trainer(model, opt, tl, vl, out_dir=tmp_path, quiet=True).save_checkpoint()
+    state = mc.load(path)
+    state["model"] = {k: v + 1 for k, v in state["model"].items()}      # loads fine...
+    state["optimizer"]["param_groups"].append(dict(state["optimizer"]["param_groups"][0]))  # ...this not
+    mc.save(state, tmp_path / "misfit.npz")
+    before = model.state_dict()
+    trainer = train.Trainer(model, opt, tl, vl, quiet=True)
+    with pytest.raises(ValueError, match="parameter groups"):
+        trainer.load_checkpoint(tmp_path / "misfit.npz")
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert trainer.epoch == 0 and trainer.history == []
