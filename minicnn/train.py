@@ -75,7 +75,7 @@ class DivergedError(FloatingPointError):
     `epoch` is the (1-based) epoch in which it happened."""
 
     def __init__(self, what, epoch):
-        super().__init__(f"fit: {what}; the run diverged: try a smaller learning rate")
+        super().__init__(f"fit: the run diverged at epoch {epoch}: {what}; try a smaller learning rate")
         self.what, self.epoch = what, epoch
 
 
@@ -352,8 +352,7 @@ class Trainer:
                 loss = _total_loss(self.loss_fn, out, y, self.aux_weight)
                 value = float(loss.item())
                 if not math.isfinite(value):   # checked before the step: it would spread the nan
-                    raise DivergedError(f"the training loss became {value} at epoch {epoch}, "
-                                        f"batch {i + 1}", epoch)
+                    raise DivergedError(f"the training loss became {value} (batch {i + 1})", epoch)
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
@@ -426,7 +425,7 @@ class Trainer:
         val = None if self.val_loader is None else evaluate(self.model, self.val_loader,
                                                                self.loss_fn, self.device)
         if val is not None and not math.isfinite(val.loss):
-            raise DivergedError(f"the validation loss became {val.loss} after epoch {epoch}", epoch)
+            raise DivergedError(f"the validation loss became {val.loss}", epoch)
         _check_finite_weights(self.model, epoch)   # before anything of this epoch is written
         record = {
             "epoch": epoch,
@@ -455,7 +454,7 @@ def _check_finite_weights(model, epoch):
     for name, p in model.named_parameters():
         host = p.data if p.device == "cpu" else p.numpy()
         if p.dtype.kind == "f" and not np.isfinite(host).all():
-            raise DivergedError(f"the weights became nan or inf at epoch {epoch} ({name})", epoch)
+            raise DivergedError(f"the weights became nan or inf ({name})", epoch)
 
 
 def fit(model, optimizer, train_loader, val_loader=None, epochs=1, *, loss_fn=None,

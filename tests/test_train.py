@@ -287,7 +287,7 @@ def test_a_nan_validation_loss_stops_the_run(shapes, tmp_path):
     forward = model.forward
     model.forward = lambda x: forward(x) if model.training else forward(x) * float("nan")
     with np.errstate(all="ignore"), pytest.raises(train.DivergedError,
-                                                  match="the validation loss became nan after epoch 1"):
+                                                  match="the run diverged at epoch 1: the validation loss became nan"):
         train.fit(model, opt, tl, vl, epochs=2, out_dir=tmp_path, quiet=True, plot=False)
     assert not (tmp_path / "checkpoint.npz").exists()   # no good epoch: nothing written
 
@@ -301,7 +301,7 @@ def test_weights_blown_up_by_the_last_step_stop_the_run(shapes, tmp_path):
         if event == "batch_end" and logs["batch"] == batches:
             model.fc.weight.data[0, 0] = np.inf
 
-    with pytest.raises(train.DivergedError, match=r"the weights became nan or inf at epoch 1 \(fc\.weight\)"):
+    with pytest.raises(train.DivergedError, match=r"at epoch 1: the weights became nan or inf \(fc\.weight\)"):
         train.fit(model, opt, tl, epochs=1, out_dir=tmp_path, quiet=True, plot=False, callbacks=[poison])
     assert not (tmp_path / "checkpoint.npz").exists()
 
