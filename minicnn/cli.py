@@ -20,13 +20,25 @@ Data sets (`--dataset`):
           (or PATH/val/...); a PATH holding only class folders is split 80/20 by `--seed`.
           Images are resized and centre-cropped to `--image-size`.
 `--train-size`/`--test-size` also take the first N images of MNIST or a folder (quick runs).
+
+Resuming: `--resume` continues a run with the checkpoint's model, data and optimiser settings.
+A different `--epochs` on resume rebuilds the LR schedule (step, cosine) for the new total: the
+remaining epochs get the learning rates a run of that many epochs would have had from the start.
+
+Exit status: 0 done; 1 the run diverged (a training, validation or test loss became nan or inf:
+the message names the epoch, and the last good checkpoint.npz is kept) or minicnn hit a bug (then
+with a traceback); 2 a user error, printed as one line `minicnn <command>: error: ...` (a bad
+option, a missing or damaged file, no GPU); 130 Ctrl-C. `--debug` or MINICNN_DEBUG=1 shows the
+traceback of any error.
 """
 import argparse
 import inspect
 import json
+import math
 import os
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -50,7 +62,68 @@ RESUME_OVERRIDES = ("epochs", "out", "metrics_json", "quiet", "device", "workers
 
 
 class CLIError(Exception):
-    """A user mistake: printed as `minicnn: error: ...` without a traceback."""
+    """A user mistake: printed as `minicnn <command>: error: ...` without a traceback, exit 2.
+    Errors that other layers raise about what the user typed or gave (a damaged checkpoint, a
+    missing data file) are turned into this at the place the command line hands them over."""
+
+    status = 2
+
+
+class RunDiverged(CLIError):
+    """A loss became nan or inf: printed as an error (what, when, what to change), exit 1."""
+
+    status = 1
+
+
+REPORT_BUGS = ("this is a bug in minicnn, not in what you typed: please report it with the "
+               "command line, the traceback above and the output of `minicnn --version`")
+
+
+# ---- option values ------------------------------------------------------------------------------
+def _option(parse, ok, expected):
+    """An argparse `type`: `parse` the text, then check it with `ok`; the error says what was
+    expected. `.valid(value)` checks a value that did not come from the command line (resume)."""
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    def valid(value):
+        wanted = (int, float) if parse is float else parse   # JSON may store 1.0 as 1
+        return isinstance(value, wanted) and not isinstance(value, bool) and ok(value)
+
+    convert.valid, convert.expected = valid, expected
+    return convert
+
+
+POSITIVE_INT = _option(int, lambda v: v >= 1, "an integer >= 1")
+COUNT = _option(int, lambda v: v >= 0, "an integer >= 0")
+POSITIVE_FLOAT = _option(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+NON_NEGATIVE_FLOAT = _option(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
+FRACTION = _option(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
+PATH = _option(str, lambda v: v != "", "a path")
+
+# The checked options of `minicnn train`; a resumed run checks the checkpoint's values with them.
+TRAIN_TYPES = {"epochs": COUNT, "batch_size": POSITIVE_INT, "lr": POSITIVE_FLOAT,
+               "momentum": NON_NEGATIVE_FLOAT, "weight_decay": NON_NEGATIVE_FLOAT, "seed": COUNT,
+               "train_size": POSITIVE_INT, "test_size": POSITIVE_INT, "val_fraction": FRACTION,
+               "image_size": POSITIVE_INT, "workers": COUNT}
+
+
+TRAIN_CHOICES = {"dataset": DATASETS, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
+                 "device": ("cpu", "cuda"), "kernels": (None, "numba", "reference"),
+                 "channels": (None, 1, 3)}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (`minicnn train: error: ...`), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 # ---- parser -------------------------------------------------------------------------------------
@@ -66,14 +139,19 @@ def _model_kw(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minicnn", description="Train, evaluate and inspect the minicnn CNNs.",
         epilog="`minicnn <command> --help` describes each command.")
     parser.add_argument("--version", action="version", version=_version())
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,summary}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    # --debug is also taken after the command; SUPPRESS keeps the subcommand from resetting it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,summary}",
+                                parser_class=_Parser)
 
     t = sub.add_parser(
-        "train", help="train a model (default: LeNet-5 on the built-in Shapes data)",
+        "train", parents=[common], help="train a model (default: LeNet-5 on the built-in Shapes data)",
         description="Train a model; writes checkpoint.npz, history.json and curves.png into --out. "
                     "With no options: LeNet-5 on Shapes, offline, in under two minutes.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_train_epilog())
@@ -82,54 +160,60 @@ def build_parser():
     t.add_argument("--model-kw", action="append", type=_model_kw, metavar="KEY=VALUE",
                    help="extra builder argument, repeatable, e.g. --model-kw width_mult=0.5")
     t.add_argument("--dataset", choices=DATASETS, help=f"data set (default {d['dataset']})")
-    t.add_argument("--data-dir", metavar="PATH", help="mnist: folder of the IDX files; folder: its root")
+    t.add_argument("--data-dir", metavar="PATH", type=PATH, help="mnist: folder of the IDX files; folder: its root")
     t.add_argument("--download", action="store_true", default=None, help="mnist: fetch missing files")
-    t.add_argument("--epochs", type=int, help=f"epochs in total (default {d['epochs']})")
-    t.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
-    t.add_argument("--lr", type=float, help="learning rate (default 0.05 for sgd, 1e-3 otherwise)")
+    t.add_argument("--epochs", type=COUNT,
+                   help=f"epochs in total (default {d['epochs']}); with --resume, a new total "
+                        f"rebuilds the LR schedule for it (the remaining epochs get the rates a "
+                        f"run of that many epochs would have had)")
+    t.add_argument("--batch-size", type=POSITIVE_INT, help=f"default {d['batch_size']}")
+    t.add_argument("--lr", type=POSITIVE_FLOAT, help="learning rate (default 0.05 for sgd, 1e-3 otherwise)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d['optimizer']}")
-    t.add_argument("--momentum", type=float, help=f"sgd/rmsprop momentum (default {d['momentum']})")
-    t.add_argument("--weight-decay", type=float, help=f"L2 penalty (default {d['weight_decay']})")
+    t.add_argument("--momentum", type=NON_NEGATIVE_FLOAT, help=f"sgd/rmsprop momentum (default {d['momentum']})")
+    t.add_argument("--weight-decay", type=NON_NEGATIVE_FLOAT, help=f"L2 penalty (default {d['weight_decay']})")
     t.add_argument("--scheduler", choices=SCHEDULERS,
                    help=f"LR schedule over the epochs (default {d['scheduler']}); plateau divides "
                         f"the LR by 10 when validation top-1 stops improving")
     t.add_argument("--device", choices=("cpu", "cuda"), help=f"default {d['device']}")
-    t.add_argument("--out", metavar="DIR", help="output folder (default runs/<model>-<dataset>)")
-    t.add_argument("--resume", nargs="?", const="auto", metavar="CKPT",
+    t.add_argument("--out", metavar="DIR", type=PATH, help="output folder (default runs/<model>-<dataset>)")
+    t.add_argument("--resume", nargs="?", const="auto", metavar="CKPT", type=PATH,
                    help="continue from CKPT (default: the newest checkpoint in --out); model, data "
                         "and optimiser settings come from the checkpoint")
-    t.add_argument("--metrics-json", metavar="PATH", help="write the final test metrics here")
-    t.add_argument("--seed", type=int, help=f"seed for initialisation, shuffling, data (default {d['seed']})")
+    t.add_argument("--metrics-json", metavar="PATH", type=PATH, help="write the final test metrics here")
+    t.add_argument("--seed", type=COUNT, help=f"seed for initialisation, shuffling, data (default {d['seed']})")
     t.add_argument("--quiet", action="store_true", default=None, help="print nothing but errors")
-    t.add_argument("--train-size", type=int, metavar="N", help="number of training images")
-    t.add_argument("--test-size", type=int, metavar="N", help="number of test images")
-    t.add_argument("--val-fraction", type=float, metavar="F",
+    t.add_argument("--train-size", type=POSITIVE_INT, metavar="N", help="number of training images")
+    t.add_argument("--test-size", type=POSITIVE_INT, metavar="N", help="number of test images")
+    t.add_argument("--val-fraction", type=FRACTION, metavar="F",
                    help=f"share of the training split held out for validation (default {d['val_fraction']}; 0: none)")
-    t.add_argument("--image-size", type=int, metavar="S",
+    t.add_argument("--image-size", type=POSITIVE_INT, metavar="S",
                    help="image side (default 28 for lenet5, 32 for others, which then get small_input=True)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="shapes/folder image channels (default: the model's)")
-    t.add_argument("--workers", type=int, metavar="N", help="background loader threads (default 0)")
+    t.add_argument("--workers", type=COUNT, metavar="N", help="background loader threads (default 0)")
     t.add_argument("--kernels", choices=("numba", "reference"), help="CPU kernels (default numba)")
 
-    e = sub.add_parser("evaluate", help="top-1/top-5 of a checkpoint on the test split",
+    e = sub.add_parser("evaluate", parents=[common], help="top-1/top-5 of a checkpoint on the test split",
                        description="Rebuild the model and data set a checkpoint was trained with "
                                    "and score it on the test split.")
-    e.add_argument("checkpoint", metavar="CKPT")
-    e.add_argument("--data-dir", metavar="PATH", help="where the data is now, if it moved")
-    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("checkpoint", metavar="CKPT", type=PATH)
+    e.add_argument("--data-dir", metavar="PATH", type=PATH, help="where the data is now, if it moved")
+    e.add_argument("--batch-size", type=POSITIVE_INT, default=256)
     e.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    e.add_argument("--metrics-json", metavar="PATH", help="write the metrics here as JSON")
+    e.add_argument("--metrics-json", metavar="PATH", type=PATH, help="write the metrics here as JSON")
 
-    s = sub.add_parser("summary", help="print a model's layer table (nn.summary)",
+    s = sub.add_parser("summary", parents=[common], help="print a model's layer table (nn.summary)",
                        description="Print one row per layer: output shape, parameters, mult-adds.")
     s.add_argument("model", nargs="?", help="model name, e.g. lenet5, alexnet, resnet50")
-    s.add_argument("--input-shape", type=int, nargs=3, metavar=("C", "H", "W"),
+    s.add_argument("--input-shape", type=POSITIVE_INT, nargs=3, metavar=("C", "H", "W"),
                    help="input shape without the batch axis (default: the model's own)")
-    s.add_argument("--num-classes", type=int, help="default: the builder's")
+    s.add_argument("--num-classes", type=POSITIVE_INT, help="default: the builder's")
     s.add_argument("--model-kw", action="append", type=_model_kw, metavar="KEY=VALUE",
                    help="extra builder argument, e.g. --model-kw variant=torchvision")
     s.add_argument("--list", action="store_true", help="list the model names")
     return parser
+
+
+DEBUG_HELP = "show the Python traceback of any error (also: MINICNN_DEBUG=1)"
 
 
 def _train_epilog():
@@ -166,7 +250,7 @@ def build_model(name, **kwargs):
     _check_model(name)
     try:
         return models.get_model(name, **kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:   # an argument the builder refuses (--model-kw, ...)
         raise CLIError(f"model {name!r}: {exc}") from exc
 
 
@@ -230,10 +314,14 @@ def _channels(args):
 def build_datasets(args):
     """(train, test) data sets from the run's arguments (a dict; see TRAIN_DEFAULTS)."""
     from . import data
+    from .data.download import DownloadError
     name, size, channels, seed = args["dataset"], _image_size(args), _channels(args), args["seed"]
     if name == "shapes":
-        train = data.Shapes(n=args["train_size"], train=True, size=size, channels=channels, seed=seed)
-        test = data.Shapes(n=args["test_size"], train=False, size=size, channels=channels, seed=seed)
+        try:
+            train = data.Shapes(n=args["train_size"], train=True, size=size, channels=channels, seed=seed)
+            test = data.Shapes(n=args["test_size"], train=False, size=size, channels=channels, seed=seed)
+        except ValueError as exc:   # Shapes checks the sizes the options gave it
+            raise CLIError(f"{exc} (from --image-size, --channels, --train-size, --test-size)") from exc
         return train, test
     if name == "mnist":
         if size != 28 or channels != 1:
@@ -243,6 +331,8 @@ def build_datasets(args):
             test = data.MNIST(root=args["data_dir"], train=False, download=bool(args["download"]))
         except FileNotFoundError as exc:
             raise CLIError(f"{exc} (or run `minicnn train --dataset mnist --download`)") from exc
+        except (ValueError, DownloadError) as exc:   # a damaged IDX file (named), or no mirror
+            raise CLIError(str(exc)) from exc
         for ds in (train, test):  # standardise once, in place: no per-image transform per batch
             ds.images -= np.float32(data.MNIST.mean[0])
             ds.images /= np.float32(data.MNIST.std[0])
@@ -289,6 +379,9 @@ def split_validation(train, fraction, seed):
     n_val = int(round(fraction * len(train)))
     if n_val == 0:
         return train, None
+    if n_val == len(train):
+        raise CLIError(f"--val-fraction {fraction} holds out all {len(train)} training images; "
+                       f"lower it or use more images")
     order = np.random.default_rng([int(seed), 7]).permutation(len(train))
     return Subset(train, np.sort(order[n_val:])), Subset(train, np.sort(order[:n_val]))
 
@@ -319,42 +412,134 @@ def build_scheduler(args, optimizer):
     return lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=2)
 
 
+def rescheduled(args, optimizer, finished):
+    """A resumed run's step or cosine schedule rebuilt for its new total `args["epochs"]`: the
+    schedule a run of that many epochs would have, at the `finished` epochs reached (its closed
+    form). The base LRs come from the optimiser's `initial_lr`, which the checkpoint restored."""
+    scheduler = build_scheduler(args, optimizer)
+    scheduler.step(finished)
+    return scheduler
+
+
+# ---- checks of what the user gave ----------------------------------------------------------------
+def _check_train_args(args):
+    """The run's arguments, also those a resumed checkpoint brought (which could be damaged)."""
+    _check_model(args["model"])
+    for key, kind in TRAIN_TYPES.items():
+        value = args[key]
+        if value is not None and not kind.valid(value):
+            raise CLIError(f"--{key.replace('_', '-')}: expected {kind.expected}, got {value!r}")
+    for key, choices in TRAIN_CHOICES.items():
+        if args[key] not in choices:
+            raise CLIError(f"--{key}: expected one of {choices}, got {args[key]!r}")
+    if not all(isinstance(kv, (list, tuple)) and len(kv) == 2 and isinstance(kv[0], str)
+               for kv in args["model_kw"]):
+        raise CLIError(f"--model-kw: expected KEY=VALUE pairs, got {args['model_kw']!r}")
+
+
+def _check_device(device):
+    """`--device cuda` on a machine without a usable GPU is refused before anything is built."""
+    if device == "cuda":
+        from .device import cuda_module
+        try:
+            cuda_module()
+        except RuntimeError as exc:
+            raise CLIError(f"--device cuda: {exc} Or use --device cpu.") from exc
+
+
+def _check_folder(path, option):
+    """`path` is a folder that exists or can be created and written (nothing is created here)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"{option} {path}: this is a file; expected a folder (created if missing)")
+    _check_writable_parent(path, option)
+
+
+def _check_file(path, option):
+    """`path` is a file that can be written (its folders are created if missing)."""
+    if os.path.isdir(path):
+        raise CLIError(f"{option} {path}: this is a folder; expected a file name")
+    _check_writable_parent(os.path.dirname(os.path.abspath(path)), option, path)
+
+
+def _check_writable_parent(folder, option, path=None):
+    """The nearest existing folder at or above `folder` must be a writable folder."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    shown = f"{option} {path or folder}"
+    if not os.path.isdir(existing):
+        raise CLIError(f"{shown}: {existing} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(f"{shown}: the folder {existing} is not writable")
+
+
+def _check_not_empty(train_set, test):
+    if len(train_set) == 0 or len(test) == 0:
+        raise CLIError(f"the data set has {len(train_set)} training and {len(test)} test images; "
+                       f"both need at least one")
+
+
+def _check_input_fits(model, shape, args):
+    """One image through the model (eval mode, no graph) before training: a model that cannot
+    take this image size fails here, with the options to change, not in the middle of epoch 1."""
+    import minicnn as mc
+    x = mc.zeros(1, *shape)
+    if args["device"] != "cpu":
+        x = x.to(args["device"])
+    model.eval()
+    try:
+        with mc.no_grad():
+            model(x)
+    except ValueError as exc:
+        raise CLIError(f"model {args['model']!r} does not take {shape[0]} x {shape[1]} x {shape[2]} "
+                       f"images (--image-size, --channels, --model-kw): {exc}") from exc
+    finally:
+        model.train()
+
+
+def _load_checkpoint(path, option):
+    """train.load_checkpoint with a command-line error for a missing, damaged or foreign file."""
+    from .train import load_checkpoint
+    if not os.path.isfile(path):
+        raise CLIError(f"{option}no such checkpoint file: {path}")
+    try:
+        return load_checkpoint(path)
+    except ValueError as exc:   # CheckpointError: not a checkpoint, truncated, damaged
+        raise CLIError(f"{option}{exc}") from exc
+
+
 # ---- commands -----------------------------------------------------------------------------------
 def _resolve_train_args(ns):
     """The run's arguments as a dict: the command line over the defaults, or, when resuming,
-    the checkpoint's arguments with only RESUME_OVERRIDES taken from the command line."""
-    from .train import latest_checkpoint, load_checkpoint
+    the checkpoint's arguments with only RESUME_OVERRIDES taken from the command line.
+    Returns (args, the checkpoint's path or None, the checkpoint's planned epochs or None)."""
+    from .train import latest_checkpoint
     given = {k: v for k, v in vars(ns).items() if k in TRAIN_DEFAULTS and v is not None}
     args = {**TRAIN_DEFAULTS, **given}
     args["model_kw"] = [list(kv) for kv in args["model_kw"]]
-    ckpt, resume = None, ns.resume
-    if resume is not None:
-        if resume == "auto":
-            out = args["out"] or _default_out(args)
-            resume = latest_checkpoint(out)
-            if resume is None:
-                raise CLIError(f"--resume: no checkpoint.npz or interrupted.npz in {out}; "
-                               f"pass the checkpoint's path: --resume PATH")
-        if not os.path.isfile(resume):
-            raise CLIError(f"--resume: no such checkpoint file: {resume}")
-        try:
-            ckpt = load_checkpoint(resume)
-        except ValueError as exc:
-            raise CLIError(str(exc)) from exc
-        stored = ckpt["meta"].get("args")
-        if not stored:
-            raise CLIError(f"--resume: {resume} does not record how it was trained (no meta.args); "
-                           f"resume it from Python with train.fit(..., resume=path)")
-        ignored = sorted(k for k in given if k not in RESUME_OVERRIDES and given[k] != stored.get(k))
-        if ignored and not args["quiet"]:
-            print(f"minicnn: resuming {resume}: keeping the checkpoint's "
-                  f"{', '.join('--' + k.replace('_', '-') for k in ignored)}", file=sys.stderr)
-        args = {**TRAIN_DEFAULTS, **stored, **{k: given[k] for k in RESUME_OVERRIDES if k in given}}
-        if "out" not in given:
-            args["out"] = os.path.dirname(os.path.abspath(resume))
-    if args["out"] is None:
-        args["out"] = _default_out(args)
-    return args, resume
+    resume = ns.resume
+    if resume is None:
+        args["out"] = args["out"] or _default_out(args)
+        return args, None, None
+    if resume == "auto" or os.path.isdir(resume):
+        folder = (args["out"] or _default_out(args)) if resume == "auto" else resume
+        resume = latest_checkpoint(folder)
+        if resume is None:
+            raise CLIError(f"--resume: no checkpoint.npz or interrupted.npz in {folder}; "
+                           f"pass the checkpoint's path: --resume PATH")
+    ckpt = _load_checkpoint(resume, "--resume: ")
+    stored = ckpt["meta"].get("args")
+    if not isinstance(stored, dict) or not stored:
+        raise CLIError(f"--resume: {resume} does not record how it was trained (no meta.args); "
+                       f"resume it from Python with train.fit(..., resume=path)")
+    ignored = sorted(k for k in given if k not in RESUME_OVERRIDES and given[k] != stored.get(k))
+    if ignored and not args["quiet"]:
+        print(f"minicnn: resuming {resume}: keeping the checkpoint's "
+              f"{', '.join('--' + k.replace('_', '-') for k in ignored)}", file=sys.stderr)
+    args = {**TRAIN_DEFAULTS, **stored, **{k: given[k] for k in RESUME_OVERRIDES if k in given}}
+    if "out" not in given:
+        args["out"] = os.path.dirname(os.path.abspath(resume))
+    return args, resume, stored.get("epochs")
 
 
 def _default_out(args):
@@ -371,22 +556,16 @@ def _model_kwargs(args, num_classes, channels):
     return kwargs
 
 
-def _check_train_args(args):
-    _check_model(args["model"])
-    for key in ("epochs", "batch_size"):
-        if args[key] < (0 if key == "epochs" else 1):
-            raise CLIError(f"--{key.replace('_', '-')} must be >= {0 if key == 'epochs' else 1}, got {args[key]}")
-    for key in ("train_size", "test_size"):
-        if args[key] is not None and args[key] < 1:
-            raise CLIError(f"--{key.replace('_', '-')} must be >= 1, got {args[key]}")
-
-
 def cmd_train(ns):
-    args, resume = _resolve_train_args(ns)
+    args, resume, planned_epochs = _resolve_train_args(ns)
     _check_train_args(args)
+    _check_device(args["device"])
+    _check_folder(args["out"], "--out")
+    if args["metrics_json"]:
+        _check_file(args["metrics_json"], "--metrics-json")
     import minicnn as mc
     from . import data
-    from .train import Trainer, evaluate
+    from .train import DivergedError, Trainer, evaluate
 
     started = time.perf_counter()
     if args["kernels"]:
@@ -395,12 +574,14 @@ def cmd_train(ns):
     quiet = args["quiet"]
     train_full, test = build_datasets(args)
     train_set, val_set = split_validation(train_full, args["val_fraction"], args["seed"])
+    _check_not_empty(train_set, test)
     num_classes = len(getattr(train_full, "classes", None) or []) or int(np.max(_labels(train_full))) + 1
-    channels = train_full[0][0].shape[0]
-    kwargs = _model_kwargs(args, num_classes, channels)
+    image_shape = train_full[0][0].shape
+    kwargs = _model_kwargs(args, num_classes, image_shape[0])
     model = build_model(args["model"], **kwargs)
     if args["device"] != "cpu":
         model.to(args["device"])
+    _check_input_fits(model, image_shape, args)
     optimizer = build_optimizer(args, model.parameters())
     scheduler = build_scheduler(args, optimizer)
     bs, workers = args["batch_size"], args["workers"]
@@ -416,16 +597,25 @@ def cmd_train(ns):
               f"{args['epochs']} epochs, writing to {args['out']}", flush=True)
     trainer = Trainer(model, optimizer, train_loader, val_loader, scheduler=scheduler,
                       out_dir=args["out"], device=args["device"], quiet=quiet, meta=meta)
+    if resume is not None:
+        _resume(trainer, resume, args, planned_epochs)
     fit_start = time.perf_counter()
     try:
-        history = trainer.fit(args["epochs"], resume=resume)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is
+            history = trainer.fit(args["epochs"])                          # reported below
     except KeyboardInterrupt:
         if trainer.checkpoint_path:
             print(f"minicnn: interrupted; resume with: minicnn train --resume {trainer.checkpoint_path}",
                   file=sys.stderr)
         return 130
+    except DivergedError as exc:
+        raise _diverged(exc.what, exc.epoch, args, trainer.checkpoint_path or resume) from exc
     fit_seconds = time.perf_counter() - fit_start
-    result = evaluate(model, test_loader, device=args["device"])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        result = evaluate(model, test_loader, device=args["device"])
+    if not math.isfinite(result.loss):
+        raise _diverged(f"the test loss is {result.loss}", trainer.epoch, args,
+                        trainer.checkpoint_path or resume)
     metrics = _metrics(args, history, result, len(train_set), len(test), fit_seconds,
                        time.perf_counter() - started, trainer.checkpoint_path)
     if not quiet:
@@ -436,6 +626,31 @@ def cmd_train(ns):
     if args["metrics_json"]:
         _write_metrics(metrics, args["metrics_json"])
     return 0
+
+
+def _resume(trainer, path, args, planned_epochs):
+    """Restore the trainer from the checkpoint at `path`; a new --epochs total rebuilds the LR
+    schedule (see `rescheduled`)."""
+    try:
+        trainer.load_checkpoint(path)
+    except (ValueError, KeyError, TypeError) as exc:   # the saved state does not fit: damaged
+        raise CLIError(f"--resume: {path} does not fit the model and optimiser its own arguments "
+                       f"describe (damaged, or written by another version?): {exc}") from exc
+    if args["epochs"] != planned_epochs and args["scheduler"] in ("step", "cosine"):
+        trainer.scheduler = rescheduled(args, trainer.optimizer, trainer.epoch)
+        if not args["quiet"]:
+            print(f"minicnn: resuming at epoch {trainer.epoch}: the {args['scheduler']} LR schedule "
+                  f"now spans {args['epochs']} epochs (was {planned_epochs}); next LR "
+                  f"{trainer.optimizer.param_groups[0]['lr']:.3g}", file=sys.stderr)
+
+
+def _diverged(what, epoch, args, checkpoint):
+    """RunDiverged saying in which epoch, what to change, and which checkpoint was kept."""
+    lr = DEFAULT_LR[args["optimizer"]] if args["lr"] is None else args["lr"]
+    kept = (f"the last good checkpoint {checkpoint} is kept" if checkpoint
+            else "no checkpoint was written")
+    return RunDiverged(f"the run diverged at epoch {epoch}: {what}. Lower the learning rate "
+                       f"(--lr {lr:g}; try --lr {lr / 10:g}); {kept}.")
 
 
 def _labels(ds):
@@ -471,32 +686,38 @@ def _write_metrics(metrics, path):
 def cmd_evaluate(ns):
     import minicnn as mc
     from . import data
-    from .train import evaluate, load_checkpoint
-    if not os.path.isfile(ns.checkpoint):
-        raise CLIError(f"no such checkpoint file: {ns.checkpoint}")
-    try:
-        ckpt = load_checkpoint(ns.checkpoint)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from exc
+    from .train import evaluate
+    _check_device(ns.device)
+    if ns.metrics_json:
+        _check_file(ns.metrics_json, "--metrics-json")
+    ckpt = _load_checkpoint(ns.checkpoint, "")
     meta = ckpt["meta"]
-    if "args" not in meta or "model_kwargs" not in meta:
+    if not isinstance(meta.get("args"), dict) or not isinstance(meta.get("model_kwargs"), dict):
         raise CLIError(f"{ns.checkpoint} does not record which model and data built it")
     args = {**TRAIN_DEFAULTS, **meta["args"]}
     if ns.data_dir:
         args["data_dir"] = ns.data_dir
+    _check_train_args(args)
     mc.manual_seed(args["seed"])
     _, test = build_datasets(args)
-    model = build_model(meta["model"], **meta["model_kwargs"])
-    model.load_state_dict(ckpt["model"])
+    model = build_model(args["model"], **meta["model_kwargs"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except ValueError as exc:   # StateDictError: the weights do not fit the model they name
+        raise CLIError(f"{ns.checkpoint}: its weights do not fit the {args['model']} it names: "
+                       f"{exc}") from exc
     if ns.device != "cpu":
         model.to(ns.device)
     result = evaluate(model, data.DataLoader(test, batch_size=ns.batch_size), device=ns.device)
-    print(f"{meta['model']} on {meta['dataset']} test ({len(test)} images, {ckpt['epoch']} epochs "
+    print(f"{args['model']} on {args['dataset']} test ({len(test)} images, {ckpt['epoch']} epochs "
           f"trained): loss {result.loss:.4f}  top-1 {100 * result.top1:.2f}% (error "
           f"{100 * result.top1_error:.2f}%)  top-5 {100 * result.top5:.2f}% (error "
           f"{100 * result.top5_error:.2f}%)")
+    if not math.isfinite(result.loss):
+        raise RunDiverged(f"the test loss of {ns.checkpoint} is {result.loss}: its weights give "
+                          f"non-finite outputs (from a diverged run?)")
     if ns.metrics_json:
-        _write_metrics({"model": meta["model"], "dataset": meta["dataset"], "epochs": ckpt["epoch"],
+        _write_metrics({"model": args["model"], "dataset": args["dataset"], "epochs": ckpt["epoch"],
                         "checkpoint": ns.checkpoint, "test_size": len(test), "test_loss": result.loss,
                         "test_top1": result.top1, "test_top5": result.top5,
                         "test_top1_error": result.top1_error, "test_top5_error": result.top5_error},
@@ -529,14 +750,50 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary
 
 
 def main(argv=None):
-    """Entry point of the `minicnn` script; returns the exit status."""
+    """Entry point of the `minicnn` script; returns the exit status (see the module docstring).
+
+    The one place that turns errors into messages: a user error (CLIError, and the OSErrors of
+    files, folders and disks, which name their path) is one line and status 2; anything else is a
+    bug in minicnn: its traceback and how to report it, status 1."""
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    ns, extras = parser.parse_known_args(argv)   # a bad option: one line from _Parser.error, status 2
+    if extras:   # reported here, where the command is known (argparse would say just "minicnn")
+        prog = f"minicnn {ns.command}" if ns.command else "minicnn"
+        parser.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)} "
+                       f"(see `{prog} --help`)\n")
     if ns.command is None:
         parser.print_help()
         return 2
+    debug = getattr(ns, "debug", False) or os.environ.get("MINICNN_DEBUG", "0") not in ("", "0")
     try:
         return COMMANDS[ns.command](ns)
-    except CLIError as exc:
-        print(f"minicnn {ns.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"minicnn {ns.command}: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, OSError, MemoryError) as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"minicnn {ns.command}: error: {_user_message(exc)}", file=sys.stderr)
+        return getattr(exc, "status", 2)
+    except Exception as exc:  # noqa: BLE001 - the last resort: a bug, reported as one
+        traceback.print_exc()
+        print(f"minicnn {ns.command}: internal error: {type(exc).__name__}: {_one_line(str(exc))}\n"
+              f"{REPORT_BUGS}", file=sys.stderr)
+        return 1
+
+
+def _user_message(exc):
+    """One line for a user error; an OSError says which file and what went wrong with it."""
+    if isinstance(exc, MemoryError):
+        detail = f" ({exc})" if str(exc) else ""
+        return f"out of memory{detail}; try a smaller --batch-size, --image-size or --train-size"
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror if exc.filename is None else f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc)
+    return _one_line(text)
+
+
+def _one_line(text):
+    """Messages that span lines (load_state_dict lists its problems) joined with '; '."""
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())

@@ -1,6 +1,7 @@
 """The `minicnn` command line: train end to end (a subprocess of `python -m minicnn`), resume,
 evaluate, summary, help, and the errors for a bad model, data set or missing MNIST."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -128,3 +129,27 @@ def test_folder_needs_a_data_dir(capsys):
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert cli.main(["train", "--resume", "--out", str(tmp_path)]) == 2
     assert "no checkpoint.npz or interrupted.npz in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scheduler, first, total, lrs", [
+    # cosine over 2 epochs, then over 4: epochs 3 and 4 get the 4-epoch schedule's rates (not 0)
+    ("cosine", 2, 4, [0.05, 0.025, 0.025, 0.05 * (1 + math.cos(3 * math.pi / 4)) / 2]),
+    # step divides by 10 every max(1, epochs // 3) epochs: every epoch for 3, every 2nd for 6
+    ("step", 3, 6, [0.05, 0.005, 0.0005, 0.005, 0.0005, 0.0005]),
+])
+def test_resume_with_more_epochs_rebuilds_the_schedule(tmp_path, capsys, scheduler, first, total, lrs):
+    """Resuming with a larger --epochs continues on the schedule of the new total (the old one
+    would train on at its end: lr 0 for cosine); --help says so."""
+    out = tmp_path / "R"
+    tiny = ["--train-size", "40", "--test-size", "20", "--batch-size", "20", "--val-fraction", "0"]
+    assert cli.main(["train", "--epochs", str(first), "--scheduler", scheduler, *tiny,
+                     "--out", str(out)]) == 0   # not --quiet: the resumed run would keep it
+    assert cli.main(["train", "--resume", "--epochs", str(total), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"the {scheduler} LR schedule now spans {total} epochs (was {first})" in err
+    history = json.loads((out / "history.json").read_text())
+    assert [r["lr"] for r in history] == pytest.approx(lrs)
+    assert train.load_checkpoint(out / "checkpoint.npz")["meta"]["args"]["epochs"] == total
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    assert "rebuilds the LR schedule" in " ".join(capsys.readouterr().out.split())
