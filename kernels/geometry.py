@@ -33,3 +33,10 @@ class ConvGeometry(NamedTuple):
     groups: int
     oh: int
     ow: int
+
+    @property
+    def winograd_shaped(self):
+        """A window Winograd's F(2x2, 3x3) computes: 3x3, stride 1, no dilation, padding <= 2 on
+        the top and left (the CPU and GPU plans add their own channel threshold)."""
+        return (self.kh == self.kw == 3 and self.sh == self.sw == self.dil_h == self.dil_w == 1
+                and 0 <= self.pt <= 2 and 0 <= self.pl <= 2)

@@ -130,8 +130,6 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
-
-
 # ---- loading ------------------------------------------------------------------------------------
 class CheckpointError(ValueError):
     """`mc.load` found a file it cannot trust: not a minicnn/.npz file, truncated or damaged, or

@@ -157,7 +157,7 @@ def test_cpu_gemm_runs_small_products_on_one_blas_thread_and_restores_the_count(
 
     from minicnn.kernels.cpu import _threads, gemm
 
-    set_threads, default = _threads.openblas()
+    set_threads, default = _threads.openblas()[0], _threads.blas_threads_now()
     if set_threads is None or default <= 1:
         pytest.skip("needs OpenBLAS with more than one thread")
     calls = []
@@ -184,7 +184,7 @@ def test_cpu_gemm_split_batches_equal_numpy(monkeypatch, trans_a, trans_b, given
     an odd batch size."""
     from minicnn.kernels.cpu import _threads, gemm
 
-    set_threads, default = _threads.openblas()
+    set_threads, default = _threads.openblas()[0], _threads.blas_threads_now()
     if set_threads is None or default <= 1:
         pytest.skip("needs OpenBLAS with more than one thread")
     split = []
@@ -326,7 +326,7 @@ def test_run_slices_waits_for_all_raises_the_error_and_restores_blas_threads():
 
     from minicnn.kernels.cpu import _threads
 
-    set_threads, default = _threads.openblas()
+    set_threads, default = _threads.openblas()[0], _threads.blas_threads_now()
     if set_threads is None or default <= 1:
         pytest.skip("needs OpenBLAS with more than one thread")
     finished, inside = [], []

@@ -22,8 +22,7 @@ import threading
 from contextlib import contextmanager
 
 _local = threading.local()
-_blas = []  # [set_num_threads, default thread count] once looked up; [None, 0] without OpenBLAS
-_getter = []  # [get_num_threads] once looked up
+_blas = []  # [set_num_threads, get_num_threads] once looked up; [None, None] without OpenBLAS
 _pool = []  # [ThreadPoolExecutor] of helper threads, made on first use
 
 SMALL_MACS = 1 << 24   # below this many multiply-adds per product, one BLAS thread (gemm.py rule 1)
@@ -42,37 +41,36 @@ def openblas_libraries():
 
 
 def openblas():
-    """[set_num_threads, default count] for NumPy's OpenBLAS, or [None, 0] when there is none."""
+    """[set_num_threads, get_num_threads] for NumPy's OpenBLAS, or [None, None] without one."""
     if not _blas:
         found = openblas_libraries()
         if found:
             # OpenBLAS's own C setter and getter when threadpoolctl can name them (its Python
             # wrapper is far slower, and a training step changes the count dozens of times)
             symbol = getattr(found[0], "_get_symbol", lambda name: None)
-            _blas.extend([symbol("openblas_set_num_threads") or found[0].set_num_threads, found[0].num_threads])
-            getter = symbol("openblas_get_num_threads")
-            _getter.append(getter if getter is not None else lambda: found[0].num_threads)
+            _blas.extend([symbol("openblas_set_num_threads") or found[0].set_num_threads,
+                          symbol("openblas_get_num_threads") or (lambda: found[0].num_threads)])
         else:
-            _blas.extend([None, 0])
+            _blas.extend([None, None])
     return _blas
 
 
 def blas_threads_now():
     """OpenBLAS's thread count in force now (the user's own setting, if they changed it), 0
     without OpenBLAS."""
-    set_threads, _ = openblas()
-    return int(_getter[0]()) if set_threads is not None else 0
+    get_threads = openblas()[1]
+    return int(get_threads()) if get_threads is not None else 0
 
 
 @contextmanager
 def blas_threads(n):
     """Run the block with OpenBLAS on n threads, then put back the count that was in force
     (not minicnn's idea of a default: a count the user set stays theirs)."""
-    set_threads, _ = openblas()
+    set_threads, get_threads = openblas()
     if set_threads is None:
         yield
         return
-    before = int(_getter[0]())
+    before = int(get_threads())
     set_threads(n)
     try:
         yield

@@ -151,9 +151,7 @@ def conv2d_backward(saved, g, needs):
 
 def _winograd_suits(weight, geom):
     O, Cg = weight.shape[:2]
-    return (WINOGRAD and geom.kh == geom.kw == 3 and geom.sh == geom.sw == geom.dil_h == geom.dil_w == 1
-            and 0 <= geom.pt <= 2 and 0 <= geom.pl <= 2
-            and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS)
+    return WINOGRAD and geom.winograd_shaped and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS
 
 
 def _batch_slices(n, macs):

@@ -117,8 +117,7 @@ def conv2d_forward(x, weight, bias, geom):
     x, weight = E.contiguous(x), E.contiguous(weight)
     bias = None if bias is None else E.contiguous(bias, x.dtype)
     O, Cg = weight.shape[0], weight.shape[1]
-    if (WINOGRAD and geom.kh == geom.kw == 3 and geom.sh == geom.sw == geom.dil_h == geom.dil_w == 1
-            and geom.pt <= 2 and geom.pl <= 2 and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS):
+    if WINOGRAD and geom.winograd_shaped and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS:
         return winograd.conv2d_forward(x, weight, bias, geom)
     N, G, L = x.shape[0], geom.groups, geom.oh * geom.ow
     w3 = weight.reshape(G, O // G, Cg * geom.kh * geom.kw)

@@ -41,7 +41,6 @@ import types
 
 from numba import cuda
 
-from . import elementwise as E
 from . import gemm as GM
 from . import reduce as R
 from ._launch import THREADS, blocks, empty, scalar, zeros
@@ -387,8 +386,7 @@ def conv2d_backward(saved, g, needs):
     x, geom, u4, v = saved.x, saved.geom, saved.u4, saved.v
     N, C, H, W = x.shape
     groups, Og, Cg = u4.shape[1], u4.shape[2], u4.shape[3]
-    g = E.contiguous(g, x.dtype)
-    gh = grad_output_transform(g)                                           # (16, O, T)
+    gh = grad_output_transform(g)   # (16, O, T); g is contiguous in x's dtype (conv.py saw to it)
     T = gh.shape[2]
     gh4 = gh.reshape(16, groups, Og, T)
     dx = dweight = dbias = None
