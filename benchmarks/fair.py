@@ -20,7 +20,8 @@ the resident set from just before a first step to the peak during it.
 The worker side is `serve(prepare)`: `prepare(case)` returns a zero-argument callable that runs
 one step (with an optional `info` dict, sent back with every answer: the parameter count, say).
 Commands come as JSON lines on stdin, answers go as JSON lines on the real stdout; the
-worker's own prints go to stderr.
+worker's own prints go to stderr. A benchmark with other turns (an epoch of training) uses
+`Worker.ask` and `answer_commands` directly (mnist_lenet.py).
 """
 import json
 import os
@@ -105,29 +106,36 @@ def memory(script, frameworks, cases, args=(), log=print):
 
 
 # ---- the worker -----------------------------------------------------------------------------
-def serve(prepare):
-    """Answer commands from the parent until stdin closes. `prepare(case, small=False)` returns
-    a callable that runs one step of that case (`small=True`: the same model on a batch of one,
-    used to load and compile everything before a memory measurement)."""
+def answer_commands(handle):
+    """The worker's loop: for each JSON command on stdin, write `handle(command)` (a dict) as one
+    JSON line to the real stdout, or {"error": ...} when it raised. The worker's own prints go
+    to stderr, so they cannot be taken for an answer."""
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # the libraries' prints go to stderr
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    steps = {}
     for line in sys.stdin:
-        command = json.loads(line)
-        case = command["case"]
         try:
-            if command.get("memory"):
-                answer = {"peak_growth_bytes": peak_growth(prepare, case)}
-            else:
-                if case not in steps:
-                    steps[case] = prepare(case)
-                answer = {"median_s": median_seconds(steps[case], command["repeats"]),
-                          **getattr(steps[case], "info", {})}
+            answer = handle(json.loads(line))
         except Exception as e:  # report, then keep serving: the parent decides
             answer = {"error": f"{type(e).__name__}: {e}"}
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
+
+
+def serve(prepare):
+    """Answer compare's and memory's commands. `prepare(case, small=False)` returns a callable
+    that runs one step of that case (`small=True`: the same model on a batch of one, used to
+    load and compile everything before a memory measurement)."""
+    steps = {}
+
+    def handle(command):
+        case = command["case"]
+        if command.get("memory"):
+            return {"peak_growth_bytes": peak_growth(prepare, case)}
+        if case not in steps:
+            steps[case] = prepare(case)
+        return {"median_s": median_seconds(steps[case], command["repeats"]), **getattr(steps[case], "info", {})}
+    answer_commands(handle)
 
 
 def median_seconds(step, repeats, warmup_s=0.5):

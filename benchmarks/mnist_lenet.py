@@ -1,4 +1,5 @@
-"""LeNet-5 on the real MNIST: minicnn against PyTorch, same model, data and hyper-parameters.
+"""LeNet-5 on the real MNIST: minicnn against PyTorch, same model, data and hyper-parameters,
+each framework in a process of its own (benchmarks/fair.py says how and why).
 
     MINICNN_DATA=../shared/data python benchmarks/mnist_lenet.py          # 5 epochs each
     python benchmarks/mnist_lenet.py --epochs 1 --no-torch                # a quick look
@@ -6,45 +7,37 @@
 Both frameworks train the same LeNet-5 (ReLU, max pooling, 61,706 parameters; PyTorch's default
 initialisation in both) with SGD (momentum 0.9), a cosine learning-rate schedule, batch 64, on
 the 60,000 standardised training images, and are scored on the 10,000 test images after every
-epoch. The epochs alternate (minicnn epoch 1, PyTorch epoch 1, minicnn epoch 2, ...), so a busy
-spell of a shared machine slows both. Seconds per epoch count the training pass only (minicnn's
-first epoch includes Numba's compile unless the cache is warm; the median leaves it out).
-Targets: >= 99.0% test accuracy within 5 epochs; seconds per epoch <= 1.0x PyTorch's.
-Results go to benchmarks/results/mnist_lenet.{json,md}, with a description of the machine.
+epoch. Each framework runs in a worker process started with the user's environment unchanged
+(its own threads, allocator and OpenMP settings); the epochs alternate between the two workers
+(minicnn epoch 1, PyTorch epoch 1, PyTorch epoch 2, minicnn epoch 2, ...), one working at a time,
+so a busy spell of a shared machine slows both. Seconds per epoch count the training pass only
+(minicnn's first epoch includes Numba's compile unless the cache is warm; the median leaves the
+first epoch out for both). Targets: >= 99.0% test accuracy within 5 epochs; seconds per epoch
+<= 1.0x PyTorch's. Results go to benchmarks/results/mnist_lenet.{json,md}, with the machine.
 PyTorch is a benchmark-only dependency (pip install -e ".[bench]"); the package never imports it.
+(Until 2026-12-04 both ran in one process; PyTorch's epochs were 1.65x slower there when it
+read minicnn's OMP_WAIT_POLICY: results from before then are not comparable.)
 """
+import argparse
+import json
 import os
+import platform
+import statistics
+import sys
+import time
 
-# Each framework runs as a user's process would run it, with its own defaults. PyTorch is
-# imported first, before minicnn sets OMP_WAIT_POLICY=PASSIVE for Numba's OpenMP threads
-# (kernels/cpu/_jit.py): imported after it, PyTorch's own OpenMP runtime read that setting too,
-# and its threads then slept between parallel regions, which made its LeNet epochs 1.65x slower
-# on the AMD VM of 2026-12-03 (12.3 vs 7.4 s); a comparison that slows the other side is no
-# comparison. (Earlier results in this file's history were measured that way.)
-THREAD_ENV = {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS",
-                                               "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")}
-try:
-    import torch
-except ImportError:  # the [bench] extra is optional
-    torch = None
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("MINICNN_DATA", os.path.join(ROOT, "..", "shared", "data"))
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import minicnn as mc  # noqa: E402
-from minicnn import data, models, optim, train  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import fair  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 
 def load_mnist():
+    import numpy as np
+    from minicnn import data
+    os.environ.setdefault("MINICNN_DATA", os.path.join(ROOT, "..", "shared", "data"))
     sets = []
     for split in (True, False):
         ds = data.MNIST(train=split)
@@ -57,6 +50,9 @@ def load_mnist():
 # ---- minicnn ------------------------------------------------------------------------------------
 class Ours:
     def __init__(self, train_set, test_set, args):
+        import minicnn as mc
+        from minicnn import data, models, optim, train
+        self.train, self.mc = train, mc
         mc.manual_seed(args.seed)
         self.model = models.lenet5()
         self.opt = optim.SGD(self.model.parameters(), lr=args.lr, momentum=args.momentum)
@@ -69,13 +65,15 @@ class Ours:
         self.trainer.fit(self.trainer.epoch + 1)
         record = self.trainer.history[-1]
         seconds = record["seconds"]  # no validation loader: the training pass alone
-        result = train.evaluate(self.model, self.test_loader)
+        result = self.train.evaluate(self.model, self.test_loader)
         return {"train_loss": record["train_loss"], "seconds": seconds, "test_top1": result.top1}
 
 
 # ---- PyTorch ------------------------------------------------------------------------------------
 class Theirs:
-    def __init__(self, train_set, test_set, args, torch):
+    def __init__(self, train_set, test_set, args):
+        import numpy as np
+        import torch
         self.torch, nn = torch, torch.nn
         torch.manual_seed(args.seed)
         self.model = nn.Sequential(
@@ -112,31 +110,57 @@ class Theirs:
                 "test_top1": float((pred == self.ty).float().mean())}
 
 
-# ---- the machine --------------------------------------------------------------------------------
-def machine(torch):
+# ---- the workers -------------------------------------------------------------------------------
+def versions(name):
+    """What the worker runs on: versions and thread counts as the framework set them itself."""
+    import numpy as np
+    info = {"numpy": np.__version__}
+    if name == "minicnn":
+        import numba
+        import minicnn as mc
+        info.update(numba=numba.__version__, numba_threads=numba.get_num_threads(), minicnn=mc.__version__)
+    else:
+        import torch
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    return info
+
+
+def worker(name, args):
+    if args.threads:
+        if name == "minicnn":
+            import numba
+            numba.set_num_threads(args.threads)
+        else:
+            import torch
+            torch.set_num_threads(args.threads)
+    train_set, test_set = load_mnist()
+    run = (Ours if name == "minicnn" else Theirs)(train_set, test_set, args)
+
+    def handle(command):
+        return versions(name) if command.get("versions") else run.epoch()
+    fair.answer_commands(handle)
+
+
+def machine():
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    import numba
-    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "numpy": np.__version__, "numba": numba.__version__,
-            "numba_threads": numba.get_num_threads(), "minicnn": mc.__version__,
-            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-            "thread_environment_at_start": THREAD_ENV}
-    if torch is not None:
-        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
-    return info
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
 def markdown(result):
     m, a = result["machine"], result["args"]
-    lines = ["# LeNet-5 on MNIST: minicnn vs PyTorch", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, NumPy {m['numpy']}, "
-             f"Numba {m['numba']} ({m['numba_threads']} threads)"
-             + (f", PyTorch {m['torch']} ({m['torch_threads']} threads)" if "torch" in m else "")
+    ours = result["versions"]["minicnn"]
+    theirs = result["versions"].get("pytorch")
+    lines = ["# LeNet-5 on MNIST: minicnn vs PyTorch, each in its own process", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, NumPy {ours['numpy']}, "
+             f"Numba {ours['numba']} ({ours['numba_threads']} threads)"
+             + (f", PyTorch {theirs['torch']} ({theirs['torch_threads']} threads)" if theirs else "")
              + f"; load average at start {m['load_average_at_start']}.", "",
              f"SGD lr {a['lr']} momentum {a['momentum']}, cosine schedule, batch {a['batch_size']}, "
              f"{a['epochs']} epochs, seed {a['seed']}; seconds = training pass of one epoch.", "",
@@ -163,6 +187,7 @@ def markdown(result):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--worker", choices=["minicnn", "pytorch"], help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.02)
@@ -173,28 +198,33 @@ def main():
                    help="threads for both frameworks (default: Numba's and PyTorch's own defaults)")
     p.add_argument("--out", default=RESULTS)
     args = p.parse_args()
-    if args.threads:
-        import numba
-        numba.set_num_threads(args.threads)
-    global torch
-    if args.no_torch:
-        torch = None
-    elif torch is None:
-        print("PyTorch is not installed: minicnn only (pip install -e '.[bench]'; on a CPU-only "
-              "machine `pip install torch --index-url https://download.pytorch.org/whl/cpu` is smaller)")
-    train_set, test_set = load_mnist()
-    runs = {"minicnn": Ours(train_set, test_set, args)}
-    if torch is not None:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        runs["pytorch"] = Theirs(train_set, test_set, args, torch)
-    result = {"args": vars(args), "machine": machine(torch), **{k: [] for k in runs}}
-    for epoch in range(1, args.epochs + 1):
-        for name, run in runs.items():  # alternate: a slow spell of the machine hits both
-            rec = run.epoch()
-            result[name].append(rec)
-            print(f"{name:8s} epoch {epoch}: loss {rec['train_loss']:.4f}  test top-1 "
-                  f"{100 * rec['test_top1']:.2f}%  {rec['seconds']:.2f}s", flush=True)
+    if args.worker:
+        return worker(args.worker, args)
+    names = ["minicnn"]
+    if not args.no_torch:
+        import importlib.util
+        if importlib.util.find_spec("torch") is None:   # found, not imported: this process stays clean
+            print("PyTorch is not installed: minicnn only (pip install -e '.[bench]')")
+        else:
+            names.append("pytorch")
+    passed = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+              if k in ("epochs", "batch_size", "lr", "momentum", "seed", "threads") and v is not None]
+    workers = {name: fair.Worker(__file__, name, passed) for name in names}
+    try:
+        result = {"args": vars(args), "machine": machine(),
+                  "versions": {name: w.ask(versions=True) for name, w in workers.items()},
+                  **{name: [] for name in names}}
+        for epoch in range(1, args.epochs + 1):
+            order = names if epoch % 2 else names[::-1]   # alternate who goes first
+            for name in order:
+                time.sleep(fair.SETTLE_S)
+                rec = workers[name].ask(epoch=epoch)
+                result[name].append(rec)
+                print(f"{name:8s} epoch {epoch}: loss {rec['train_loss']:.4f}  test top-1 "
+                      f"{100 * rec['test_top1']:.2f}%  {rec['seconds']:.2f}s", flush=True)
+    finally:
+        for w in workers.values():
+            w.close()
     ours = result["minicnn"]
     summary = {"minicnn_best_top1": max(r["test_top1"] for r in ours),
                "minicnn_first_epoch_seconds": ours[0]["seconds"],

@@ -112,7 +112,8 @@ class Tensor:
             self._accumulate(grad)
             return
         grads = {(id(self._node), self._index): grad}
-        handed = {id(grad)}  # arrays a leaf must not keep as its own: the caller's, and those given out
+        handed = {}  # buffers a leaf must not keep as its own: the caller's, and those given out
+        _hand(grad, handed)
         for node in reversed(_topological_order(self._node)):
             outs = [grads.pop((id(node), i), None) for i in range(len(node.out_meta))]
             node.run_backward(outs, grads, handed)
@@ -220,13 +221,29 @@ class Context:
                 raise RuntimeError(f"{self.fn.__name__}.backward: gradient of shape {tuple(g.shape)} "
                                    f"for an input of shape {t.shape}")
             if t._node is None:
-                # a view, or an array another leaf already holds, is copied; a fresh one is kept
-                owned = isinstance(g, np.ndarray) and g.flags.owndata and id(g) not in handed
-                t._accumulate(g, owned)
-                handed.add(id(g))
+                # a fresh buffer is kept; a view of another array, or one already given out, is copied
+                t._accumulate(g, _fresh(g) and _buffer(g) not in handed)
+                _hand(g, handed)
             else:
                 key = (id(t._node), t._index)
                 grads[key] = g if key not in grads else lookup("elementwise", g).add(grads[key], g)
+
+
+def _buffer(a):
+    """The id of the memory a holds: its own, or that of the object it views."""
+    base = getattr(a, "base", None)   # (a GPU array has none: it is copied, never kept)
+    return id(a if base is None else base)
+
+
+def _fresh(a):
+    """A NumPy array that owns its memory, or views memory compiled code allocated for it (an
+    array a Numba kernel returned): nothing but a itself can reach that memory."""
+    return isinstance(a, np.ndarray) and (a.flags.owndata or not isinstance(a.base, np.ndarray))
+
+
+def _hand(a, handed):
+    """Note a's buffer as given out (kept alive in `handed`, so its id is not reused meanwhile)."""
+    handed[_buffer(a)] = a
 
 
 class Function:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import minicnn as mc
 import minicnn.functional as F
 from minicnn.kernels.cpu import conv as numba_conv
+from minicnn.kernels.reference import conv as ref_conv
 from minicnn.functional.conv import conv_geometry
 from minicnn.kernels.geometry import ConvGeometry
 from minicnn.kernels.reference import conv as ref_conv
@@ -178,18 +179,27 @@ def test_cpu_gemm_runs_small_products_on_one_blas_thread_and_restores_the_count(
 
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("given_out", [False, True])
-def test_cpu_gemm_split_batches_equal_numpy(monkeypatch, trans_a, trans_b, given_out):
-    """Batches of small products run in parts, one per BLAS thread, in threads of their own:
-    the same numbers as one np.matmul, with a shared (broadcast) operand, a batch of both, and
-    an odd batch size."""
-    from minicnn.kernels.cpu import _threads, gemm
+@pytest.mark.parametrize("way", ["kernel", "threads"])
+def test_cpu_gemm_split_batches_equal_numpy(monkeypatch, trans_a, trans_b, given_out, way):
+    """Batches of small products are spread over the cores, one-thread BLAS calls each, from one
+    Numba kernel (`kernel`) or, for operands it does not take, in parts run by Python threads
+    (`threads`): the same numbers as one np.matmul, with a shared (broadcast) operand, a batch of
+    both, and an odd batch size."""
+    from minicnn.kernels.cpu import _blas, _threads, gemm
 
     set_threads, default = _threads.openblas()[0], _threads.blas_threads_now()
     if set_threads is None or default <= 1:
         pytest.skip("needs OpenBLAS with more than one thread")
+    if way == "kernel" and _blas.gemm_for(np.float32) is None:
+        pytest.skip("needs NumPy's 64-bit-integer OpenBLAS")
     split = []
-    in_parts = gemm._in_parts
-    monkeypatch.setattr(gemm, "_in_parts", lambda *args: (split.append(args[-1]), in_parts(*args))[1])
+    if way == "kernel":
+        batched = gemm._batched
+        monkeypatch.setattr(gemm, "_batched", lambda *args: (split.append(default), batched(*args))[1])
+    else:
+        in_parts = gemm._in_parts
+        monkeypatch.setattr(gemm, "_batched_suits", lambda *args: False)
+        monkeypatch.setattr(gemm, "_in_parts", lambda *args: (split.append(args[-1]), in_parts(*args))[1])
     rng = np.random.default_rng(0)
     cases = [((2, 16, 150), (33, 2, 150, 100)),      # a shared weight (G, Og, Kg) against a batch
              ((33, 1, 16, 100), (33, 1, 100, 150)),  # both batched (the weight gradient)
@@ -210,7 +220,7 @@ def test_cpu_gemm_split_batches_equal_numpy(monkeypatch, trans_a, trans_b, given
         if given_out:
             assert got is out
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5)   # the same BLAS kernels
-        assert split and split[-1] == min(default, want.shape[0])
+        assert split and split[-1] == (min(default, want.shape[0]) if way == "threads" else default)
         split.clear()
 
 
@@ -277,8 +287,10 @@ def test_cpu_conv_plan_equals_reference(monkeypatch, dtype, case, chunk_bytes):
 
 def test_cpu_conv_plan_choice(monkeypatch):
     """Which plan runs: Winograd for 3x3 stride-1 layers of >= WINOGRAD_MIN_CHANNELS channels per
-    group, slices for a batch of small products (where NumPy's OpenBLAS can be called from the
-    kernel and BLAS has threads), chunks otherwise; WINOGRAD = False turns Winograd off."""
+    group with >= WINOGRAD_MIN_TILES output tiles in the batch; the batch folded into one product
+    for small maps under many weights; slices for a batch of small products (where NumPy's
+    OpenBLAS can be called from the kernel and BLAS has threads); chunks otherwise. WINOGRAD =
+    False turns Winograd off."""
     from minicnn.kernels.cpu import _blas, _threads
 
     def plan(x_shape, w_shape, padding=0):
@@ -286,12 +298,38 @@ def test_cpu_conv_plan_choice(monkeypatch):
         geom = conv_geometry("conv2d", x_shape, w_shape, 1, padding, 1, 1)
         return numba_conv.conv2d_forward(x, w, None, geom)[1].plan
     n = numba_conv.WINOGRAD_MIN_CHANNELS
-    assert plan((2, n, 8, 8), (n, n, 3, 3), padding=1) == "winograd"
-    assert plan((2, n - 1, 8, 8), (n, n - 1, 3, 3), padding=1) != "winograd"
+    assert numba_conv.WINOGRAD_MIN_TILES == 128
+    assert plan((8, n, 8, 8), (n, n, 3, 3), padding=1) == "winograd"         # 8 * 16 tiles
+    assert plan((8, n - 1, 8, 8), (n, n - 1, 3, 3), padding=1) != "winograd"
+    assert plan((2, 64, 8, 8), (64, 64, 3, 3), padding=1) == "folded"       # 32 tiles: too few
+    assert plan((8, 512, 2, 2), (2048, 512, 1, 1)) == "folded"              # ResNet-50's last 1x1
+    assert plan((1, 512, 2, 2), (2048, 512, 1, 1)) == "chunks"              # nothing to fold
     monkeypatch.setattr(numba_conv, "WINOGRAD", False)
-    assert plan((2, n, 8, 8), (n, n, 3, 3), padding=1) == "chunks"
+    assert plan((8, n, 8, 8), (n, n, 3, 3), padding=1) == "chunks"          # 16 * 144 weights
     sliced = _threads.blas_threads_now() > 1 and _blas.gemm_for(np.float32) is not None
     assert plan((64, 6, 14, 14), (16, 6, 5, 5)) == ("slices" if sliced else "chunks")
+
+
+@pytest.mark.parametrize("shapes", [((3, 8, 5, 5), (70, 8, 3, 3), 1, 1), ((4, 12, 6, 6), (72, 6, 3, 3), 2, 2),
+                                    ((5, 600, 2, 2), (8, 600, 1, 1), 1, 0)])
+def test_cpu_folded_plan_equals_reference(monkeypatch, shapes):
+    """The folded plan (the batch moved inside one product per group) gives the reference's
+    output and gradients, with groups, padding and a 1x1 kernel; a second backward too."""
+    x_shape, w_shape, groups, padding = shapes
+    monkeypatch.setattr(numba_conv, "FOLD_MIN_WEIGHTS", 1)
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    geom = conv_geometry("conv2d", x_shape, w_shape, 1, padding, 1, groups)
+    out, saved = numba_conv.conv2d_forward(x, w, b, geom)
+    assert saved.plan == "folded"
+    want, ref_saved = ref_conv.conv2d_forward(x, w, b, geom)
+    np.testing.assert_allclose(out, want, rtol=1e-10, atol=1e-10)
+    g = rng.standard_normal(out.shape)
+    want_grads = ref_conv.conv2d_backward(ref_saved, g, (True, True, True))
+    for _ in range(2):   # the second backward recomputes the columns it freed
+        for got, ref in zip(numba_conv.conv2d_backward(saved, g, (True, True, True)), want_grads):
+            np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
 
 
 def test_a_blas_thread_count_the_user_set_is_kept():

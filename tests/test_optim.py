@@ -325,3 +325,33 @@ def test_training_a_tiny_linear_model_reduces_the_loss():
         losses.append(loss.item())
     assert losses[-1] < 1e-3 * losses[0]
     np.testing.assert_allclose(model.weight.data.ravel(), [1.0, -2.0, 0.5], atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpu_optim_kernels_equal_the_reference(dtype):
+    """kernels/cpu/optim.py (one fused pass per parameter) against the NumPy reference, for every
+    switch of SGD and Adam, over three steps; a non-contiguous gradient takes the reference's path."""
+    from minicnn.kernels.cpu import optim as fast
+    from minicnn.kernels.reference import optim as ref
+    rng = np.random.default_rng(7)
+    # float32: the kernel may fuse a multiply and an add (fastmath "contract"): last-bit differences
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    for nesterov, wd, maximize, damp in [(False, 0.0, False, 0.0), (True, 1e-2, False, 0.0), (False, 1e-2, True, 0.3)]:
+        p0 = rng.standard_normal((40, 50)).astype(dtype)
+        ps, bufs = [p0.copy(), p0.copy()], [np.empty_like(p0), np.empty_like(p0)]
+        for step in range(3):
+            g = rng.standard_normal(p0.shape).astype(dtype)
+            for k, (p, buf) in zip((ref, fast), zip(ps, bufs)):
+                k.sgd_update(p, g, buf, 0.1, 0.9, damp, wd, nesterov, maximize, step == 0)
+            np.testing.assert_allclose(ps[1], ps[0], **tol)
+    for decoupled, amsgrad, wd in [(False, False, 0.0), (True, True, 1e-2), (False, True, 1e-2)]:
+        p0 = rng.standard_normal((30, 7)).astype(dtype)
+        state = [[p0.copy()] + [np.zeros_like(p0) for _ in range(3)] for _ in range(2)]
+        for step in range(1, 4):
+            g = rng.standard_normal(p0.shape).astype(dtype)
+            g = g if step < 3 else np.asfortranarray(g)   # the last step: another layout
+            for k, (p, m, v, vmax) in zip((ref, fast), state):
+                k.adam_update(p, g, m, v, vmax if amsgrad else None, 1e-2, 0.9, 0.999, 1e-8, wd,
+                              decoupled, amsgrad, False, step)
+            for a, b in zip(state[1], state[0]):
+                np.testing.assert_allclose(a, b, **tol)

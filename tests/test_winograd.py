@@ -132,6 +132,7 @@ def test_reference_algebra(case, seed):
 def always_winograd(monkeypatch):
     """Let tiny layers take the Winograd path (normally from 16 channels on)."""
     monkeypatch.setattr(conv_module, "WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_TILES", 1)
     monkeypatch.setattr(conv_module, "WINOGRAD", True)
     monkeypatch.setattr(conv_module, "_winograd_suits", conv_module._winograd_suits)
 
@@ -157,7 +158,7 @@ def test_conv2d_winograd_equals_im2col(dtype, case, groups, chunk, seed):
     g = rng.standard_normal((N, O, H + 2 * pt - 2, W + 2 * pl - 2)).astype(dtype)
     # chunk: one sample per chunk, through the multi-chunk loops and the recomputed V
     chunk_bytes = 1 if chunk else numba_w.CHUNK_BYTES
-    with mock.patch.multiple(conv_module, WINOGRAD_MIN_CHANNELS=1, CHUNK_BYTES=chunk_bytes), \
+    with mock.patch.multiple(conv_module, WINOGRAD_MIN_CHANNELS=1, WINOGRAD_MIN_TILES=1, CHUNK_BYTES=chunk_bytes), \
             mock.patch.object(numba_w, "CHUNK_BYTES", chunk_bytes):
         with mock.patch.object(conv_module, "WINOGRAD", True):
             out, wino = _run(x0, w0, b0, g, padding=(pt, pl), groups=groups)
@@ -202,9 +203,10 @@ def test_conv2d_winograd_gradcheck(always_winograd, padding):
 
 
 def test_which_layers_take_winograd():
-    """3x3, stride 1, no dilation, padding <= 2, >= WINOGRAD_MIN_CHANNELS in and out per group."""
-    def path(C, O, groups=1, **kw):
-        x = mc.Tensor(np.zeros((1, C, 6, 6), np.float32), requires_grad=True)
+    """3x3, stride 1, no dilation, padding <= 2, >= WINOGRAD_MIN_CHANNELS in and out per group,
+    and >= WINOGRAD_MIN_TILES 2x2 output tiles in the batch."""
+    def path(C, O, groups=1, n=16, **kw):
+        x = mc.Tensor(np.zeros((n, C, 6, 6), np.float32), requires_grad=True)
         w = mc.Tensor(np.zeros((O, C // groups) + kw.pop("k", (3, 3)), np.float32))
         return "Winograd" if _plan(F.conv2d(x, w, groups=groups, **kw)) == "winograd" else "im2col"
     n = conv_module.WINOGRAD_MIN_CHANNELS
@@ -215,6 +217,7 @@ def test_which_layers_take_winograd():
     assert path(n, n, padding=2, dilation=2) == "im2col"
     assert path(n, n, padding=3) == "im2col"
     assert path(n, n, k=(5, 5), padding=2) == "im2col"
+    assert path(n, n, padding=1, n=14) == "im2col"            # 14 * 9 = 126 tiles: too few
 
 
 def test_nan_and_inf_propagate(always_winograd):

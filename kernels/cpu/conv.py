@@ -29,13 +29,22 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
     1. Winograd: a 3x3 kernel, stride 1, no dilation, padding <= 2 and at least
        WINOGRAD_MIN_CHANNELS channels per group in and out goes through Winograd's F(2x2, 3x3)
        (kernels/cpu/winograd.py; kernels/reference/winograd.py derives it): 2.25x fewer
-       multiplications, which pays once the channel products outweigh the transforms.
+       multiplications, which pays once the channel products outweigh the transforms: not on
+       the 2x2 and 4x4 maps of a small batch (WINOGRAD_MIN_TILES), where transforming the
+       weights (16 O*Cg values, forward and backward) costs more than the products save.
     2. Slices: a batch of small per-sample products (LeNet's layers) is cut into one slice per
        BLAS thread, and one parallel kernel runs every slice's im2col, GEMMs (NumPy's own
        OpenBLAS called from inside the kernel on one thread, _blas.py) and col2im back to back,
        without the GIL. Each slice's columns stay in its core's cache and are kept for dW.
-       Needs NumPy's 64-bit-integer OpenBLAS; elsewhere the batch goes in chunks (3).
-    3. Chunks: otherwise the batch goes through im2col + one batched GEMM in chunks of samples
+       Needs NumPy's 64-bit-integer OpenBLAS; elsewhere the batch goes in chunks (4).
+    3. Folded: small maps (oh*ow < FOLD_BELOW) under many weights (Og*Kg >= FOLD_MIN_WEIGHTS:
+       ResNet's later stages and its 1x1 layers at 64x64, not LeNet's) make each sample's product
+       a thin one that BLAS runs slowly; the batch is folded into the product instead,
+       one GEMM per group over every sample's pixels at once:
+           colsT (G, Kg, N*L) = the columns with the batch moved inside;  outT = W @ colsT
+           dW = gT @ colsT^T;   dcolsT = W^T @ gT
+       at the price of transposed copies of the columns, the output and its gradient.
+    4. Chunks: otherwise the batch goes through im2col + one batched GEMM in chunks of samples
        whose columns fit in CHUNK_BYTES: buffers of that size are reused by malloc from chunk to
        chunk (kernels/cpu/_memory.py), while every fresh large buffer costs a page fault per
        page. The backward recomputes the columns unless the whole batch was one chunk. A 1x1
@@ -59,6 +68,9 @@ WORKSPACE_BYTES = 256 * 2**20  # never allocate a larger im2col buffer for one c
 CHUNK_BYTES = 16 * 2**20       # the chunk size aimed at (plan 3)
 WINOGRAD = True                # plan 1 on or off
 WINOGRAD_MIN_CHANNELS = 16     # ... for layers with at least this many channels per group in and out
+WINOGRAD_MIN_TILES = 128       # ... and at least this many 2x2 output tiles in the batch
+FOLD_BELOW = 1024              # plan 3 for maps of fewer output pixels than this (and N > 1)
+FOLD_MIN_WEIGHTS = 4096        # ... and at least this many weights per group (Og * Kg)
 
 
 @kernel
@@ -131,9 +143,12 @@ def conv2d_forward(x, weight, bias, geom):
     """out (N, O, oh, ow) = W @ im2col(x) + b, per group. -> (out, saved for conv2d_backward)."""
     x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
     bias = None if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
-    if _winograd_suits(weight, geom):
+    if _winograd_suits(x, weight, geom):
         return winograd.conv2d_forward(x, weight, bias, geom)
     N, (O, Kg) = x.shape[0], (weight.shape[0], weight[0].size)
+    if (N > 1 and geom.oh * geom.ow < FOLD_BELOW and O * Kg >= FOLD_MIN_WEIGHTS * geom.groups
+            and _columns_bytes(x, weight, geom) <= WORKSPACE_BYTES):
+        return _forward_folded(x, weight, bias, geom)
     edges = _batch_slices(N, O * Kg * geom.oh * geom.ow)
     if len(edges) > 2 and gemm_for(x.dtype) is not None and _columns_bytes(x, weight, geom) <= CHUNK_BYTES * (len(edges) - 1):
         return _forward_in_slices(x, weight, bias, geom, edges)
@@ -145,13 +160,15 @@ def conv2d_backward(saved, g, needs):
     needs = (needs[0], needs[1], len(needs) > 2 and needs[2])
     g = np.ascontiguousarray(g, dtype=saved.x.dtype)
     backward = {"winograd": winograd.conv2d_backward, "slices": _backward_in_slices,
-                "chunks": _backward_in_chunks}[saved.plan]
+                "folded": _backward_folded, "chunks": _backward_in_chunks}[saved.plan]
     return backward(saved, g, needs)
 
 
-def _winograd_suits(weight, geom):
+def _winograd_suits(x, weight, geom):
     O, Cg = weight.shape[:2]
-    return WINOGRAD and geom.winograd_shaped and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS
+    th, tw = winograd.tiles(geom.oh, geom.ow)
+    return (WINOGRAD and geom.winograd_shaped and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS
+            and x.shape[0] * th * tw >= WINOGRAD_MIN_TILES)
 
 
 def _batch_slices(n, macs):
@@ -176,7 +193,48 @@ def _columns(x, geom):
     return x.reshape(x.shape[0], x.shape[1], -1) if _is_pointwise(geom) else im2col(x, geom)
 
 
-# ---- plan 3: chunks of samples -------------------------------------------------------------
+# ---- plan 3: the batch folded into one product per group ------------------------------------
+#   colsT (G, Kg, N*L)  outT, gT (G, Og, N*L)  w3 (G, Og, Kg)
+def _fold(a3, G):
+    """(N, G*K, L) -> (G, K, N*L): sample n's pixels become columns n*L .. n*L + L - 1."""
+    N, GK, L = a3.shape
+    return np.ascontiguousarray(a3.reshape(N, G, GK // G, L).transpose(1, 2, 0, 3)).reshape(G, GK // G, N * L)
+
+
+def _unfold(aT, N):
+    """(G, K, N*L) -> (N, G*K, L), the inverse of _fold."""
+    G, K, NL = aT.shape
+    return np.ascontiguousarray(aT.reshape(G, K, N, NL // N).transpose(2, 0, 1, 3)).reshape(N, G * K, NL // N)
+
+
+def _forward_folded(x, weight, bias, geom):
+    N, O, G, L = x.shape[0], weight.shape[0], geom.groups, geom.oh * geom.ow
+    w3 = weight.reshape(G, O // G, -1)
+    colsT = _fold(_columns(x, geom), G)
+    out = _unfold(matmul(w3, colsT), N).reshape(N, O, geom.oh, geom.ow)
+    if bias is not None:
+        out += bias.reshape(1, O, 1, 1)
+    return out, types.SimpleNamespace(plan="folded", x=x, weight=weight, geom=geom, colsT=colsT)
+
+
+def _backward_folded(saved, g, needs):
+    x, weight, geom = saved.x, saved.weight, saved.geom
+    N, C, H, W = x.shape
+    O, G, L = weight.shape[0], geom.groups, geom.oh * geom.ow
+    w3 = weight.reshape(G, O // G, -1)
+    gT = _fold(g.reshape(N, O, L), G)
+    dx = dweight = None
+    if needs[1]:                                    # dW = gT @ colsT^T, in W's own orientation
+        colsT = saved.colsT if saved.colsT is not None else _fold(_columns(x, geom), G)
+        dweight = matmul(gT, colsT, trans_b=True).reshape(weight.shape)
+    saved.colsT = None                              # free them; a second backward recomputes them
+    if needs[0]:                                    # dcols = W^T @ g, dx = col2im(dcols)
+        dcols = _unfold(matmul(w3, gT, trans_a=True), N)
+        dx = dcols.reshape(N, C, H, W) if _is_pointwise(geom) else col2im(dcols, geom, H, W)
+    return dx, dweight, (g.sum(axis=(0, 2, 3)) if needs[2] else None)
+
+
+# ---- plan 4: chunks of samples -------------------------------------------------------------
 def _forward_in_chunks(x, weight, bias, geom):
     N, O, G, L = x.shape[0], weight.shape[0], geom.groups, geom.oh * geom.ow
     w3 = weight.reshape(G, O // G, -1)                                  # (G, Og, Kg)
@@ -217,8 +275,16 @@ def _backward_in_chunks(saved, g, needs):
             else:
                 dx[s] = part
     saved.cols = None                               # free them; a second backward recomputes them
-    dweight = dwt.transpose(0, 2, 1).reshape(weight.shape) if needs[1] else None
+    dweight = _as_weight(dwt, weight.shape) if needs[1] else None
     return dx, dweight, (g.sum(axis=(0, 2, 3)) if needs[2] else None)
+
+
+def _as_weight(dwt3, shape):
+    """dW (O, Cg, kh, kw) from its transpose dwt3 (G, Kg, Og), as a fresh C-contiguous array:
+    the optimiser's kernels stream it, and the gradient keeps it without a copy."""
+    dweight = np.empty(shape, dtype=dwt3.dtype)
+    dweight.reshape(dwt3.shape[0], dwt3.shape[2], dwt3.shape[1])[...] = dwt3.transpose(0, 2, 1)
+    return dweight
 
 
 def _add_weight_grad(dwt3, g4, cols4):
@@ -312,5 +378,5 @@ def _backward_in_slices(saved, g, needs):
         _slices_backward(x, w3, g.reshape(N, O, L), cols, recompute, dx, dcols, dwt, db, geom, edges,
                          gemm_for(x.dtype))
     saved.cols = None
-    dweight = dwt.sum(axis=0).transpose(0, 2, 1).reshape(weight.shape) if needs[1] else None
+    dweight = _as_weight(dwt.sum(axis=0), weight.shape) if needs[1] else None
     return (dx if needs[0] else None), dweight, (db.sum(axis=0) if needs[2] else None)

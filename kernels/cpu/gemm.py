@@ -11,15 +11,22 @@ larger ones use the count in force, where the threads pay off. Setting the count
 call; the count in force before is put back afterwards (_threads.blas_threads).
 
 Rule 2, a batch of small products would then leave the other cores idle: when the batch holds
-SPLIT_MACS multiply-adds in all, it is cut into as many parts as BLAS has threads, run at the
-same time by this thread and helper threads, each a run of one-thread BLAS calls (NumPy
-releases the GIL around them; each part writes its own rows of out).
+SPLIT_MACS multiply-adds in all, its products are spread over the cores, each a one-thread BLAS
+call: from one parallel Numba kernel calling NumPy's OpenBLAS (_batched, _blas.py), where the
+operands allow it (C-contiguous, float32/64, batch axes equal or broadcast from the left:
+Winograd's 16 products, a group's weights against every sample); otherwise in as many parts as
+BLAS has threads, run by this thread and helper threads (NumPy releases the GIL around each
+call; each part writes its own rows of out). The kernel avoids the helper threads' hand-overs
+of the GIL, which cost as much as the products on ResNet's small maps.
 
 Convolutions go one step further and cut their whole batch into slices (kernels/cpu/conv.py).
 Figures: benchmarks/results/cpu_measurements.md.
 """
 import numpy as np
+from numba import prange
 
+from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
+from ._jit import kernel
 from ._threads import SMALL_MACS, SPLIT_MACS, blas_threads, blas_threads_now, run_slices, serial, slice_count  # noqa: F401
 
 
@@ -36,6 +43,28 @@ def _in_parts(A, B, out, parts):
     return out
 
 
+@kernel
+def _batched(a, b, out, trans_a, trans_b, gemm):
+    """out[i] = op(a[i % A]) @ op(b[i % B]) for i < len(out): a (A, ., .), b (B, ., .) stacks of
+    C-contiguous matrices whose counts divide len(out) (broadcast from the left)."""
+    M, N = out.shape[1], out.shape[2]
+    K = a.shape[1] if trans_a else a.shape[2]
+    one, zero = out.dtype.type(1), out.dtype.type(0)
+    for i in prange(out.shape[0]):
+        gemm(ROW_MAJOR, TRANS if trans_a else NO_TRANS, TRANS if trans_b else NO_TRANS, M, N, K, one,
+             a[i % a.shape[0]].ctypes.data, a.shape[2], b[i % b.shape[0]].ctypes.data, b.shape[2],
+             zero, out[i].ctypes.data, N)
+
+
+def _batched_suits(a, b, batch, out):
+    """Operands _batched takes as they are: see rule 2."""
+    def leading_broadcast(shape):
+        return batch[len(batch) - len(shape):] == shape
+    return (gemm_for(a.dtype) is not None and a.dtype == b.dtype and a.flags.c_contiguous and b.flags.c_contiguous
+            and leading_broadcast(a.shape[:-2]) and leading_broadcast(b.shape[:-2])
+            and (out is None or (out.flags.c_contiguous and out.dtype == a.dtype)))
+
+
 def matmul(a, b, trans_a=False, trans_b=False, out=None):
     A = np.swapaxes(a, -1, -2) if trans_a else a
     B = np.swapaxes(b, -1, -2) if trans_b else b
@@ -44,6 +73,14 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
         return np.matmul(A, B, out=out)   # (in a slice, BLAS is on one thread already)
     batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
     parts = slice_count(int(np.prod(batch)), macs) if batch else 1
+    if parts > 1 and _batched_suits(a, b, batch, out):
+        M, N = A.shape[-2], B.shape[-1]
+        if out is None:
+            out = np.empty(batch + (M, N), dtype=a.dtype)
+        with blas_threads(1):
+            _batched(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]), out.reshape(-1, M, N),
+                     trans_a, trans_b, gemm_for(a.dtype))
+        return out
     if parts > 1:
         if out is None:
             out = np.empty(batch + (A.shape[-2], B.shape[-1]), dtype=np.result_type(A, B))
