@@ -2,7 +2,7 @@
 
     mpiexec -n 2 python -m mpi4py tests/distributed_cases.py CASE OUT_DIR
 
-writes OUT_DIR/rank<r>.npz (CASE equivalence or hash) or raises on rank 1 (CASE raise).
+writes OUT_DIR/rank<r>.npz (CASE equivalence, hash or resume) or raises on rank 1 (CASE raise).
 `python -m mpi4py` aborts the whole job when a rank raises, so a failure cannot hang.
 """
 import hashlib
@@ -80,7 +80,7 @@ def parameter_hash(model):
     return digest.hexdigest()
 
 
-def short_training(comm, epochs=2):
+def short_training(comm, epochs=2, out_dir=None, resume=None):
     """fit on Shapes with dropout and batch norm (both differ per rank) for a short while; the
     rank's parameter hash and history."""
     mc.manual_seed(0)
@@ -95,8 +95,18 @@ def short_training(comm, epochs=2):
     val_loader = data.DataLoader(val, batch_size=8, sampler=val_sampler)
     optimizer = dist.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
                                           model, comm=comm)
-    history = train.fit(model, optimizer, loader, val_loader, epochs=epochs, quiet=True)
+    history = train.fit(model, optimizer, loader, val_loader, epochs=epochs, quiet=True,
+                        out_dir=out_dir, resume=resume, plot=False)
     return parameter_hash(model), history
+
+
+def resumed_training(comm, out_dir):
+    """(hash after 2 epochs in one go, hash after 1 epoch, a new process state, and a resume to 2).
+    Dropout differs per rank: the two agree only if every rank got its own generator back."""
+    full, _ = short_training(comm, epochs=2)
+    short_training(comm, epochs=1, out_dir=out_dir)
+    resumed, history = short_training(comm, epochs=2, resume=os.path.join(out_dir, train.CHECKPOINT))
+    return full, resumed, len(history)
 
 
 def main(case, out_dir):
@@ -108,6 +118,10 @@ def main(case, out_dir):
         digest, history = short_training(comm)
         np.savez(os.path.join(out_dir, f"rank{comm.rank}.npz"), hash=digest,
                  val_top1=history[-1]["val_top1"], size=comm.size)
+    elif case == "resume":
+        full, resumed, epochs = resumed_training(comm, out_dir)
+        np.savez(os.path.join(out_dir, f"rank{comm.rank}.npz"), full=full, resumed=resumed,
+                 epochs=epochs)
     elif case == "raise":
         if comm.rank == 1:
             raise RuntimeError("rank 1 fails on purpose")

@@ -56,6 +56,21 @@ def test_fit_on_two_fake_ranks_leaves_identical_parameters_and_metrics():
     assert [r["train_loss"] for r in history0] == [r["train_loss"] for r in history1]
 
 
+def test_a_checkpoint_of_two_ranks_resumes_in_one_process(tmp_path):
+    dist.FakeWorld(2).run(lambda comm: short_training(comm, epochs=1, out_dir=tmp_path))
+    ckpt = train.load_checkpoint(tmp_path / train.CHECKPOINT)
+    assert len(ckpt["ranks"]) == 2 and ckpt["loaders"] == {}
+    assert not (tmp_path / train.INTERRUPTED).exists()
+    mc.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 5), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Dropout(0.3), nn.Linear(6 * 6 * 6, 10))
+    shapes = data.Shapes(n=96, train=True, size=16, channels=1, seed=0)
+    history = train.fit(model, optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+                        data.DataLoader(shapes, batch_size=16, shuffle=True), epochs=2,
+                        quiet=True, resume=tmp_path / train.CHECKPOINT, plot=False)
+    assert [r["epoch"] for r in history] == [1, 2]
+
+
 def test_validation_metrics_count_every_sample_once():
     """evaluate() over two shards (pad=False) equals evaluate() over the whole set."""
     mc.manual_seed(0)

@@ -51,6 +51,19 @@ def test_two_processes_have_bit_identical_parameters_after_training(tmp_path):
     assert float(ranks[0]["val_top1"]) == float(ranks[1]["val_top1"])
 
 
+def test_resume_restores_every_rank_exactly(tmp_path):
+    """A run resumed from its epoch-1 checkpoint ends with the weights of an uninterrupted run,
+    dropout differing per rank (so each rank must get its own generator and loader back)."""
+    proc = python_case("resume", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in (0, 1)]
+    assert int(ranks[0]["epochs"]) == 2
+    assert str(ranks[0]["resumed"]) == str(ranks[0]["full"]) == str(ranks[1]["resumed"])
+    from minicnn import train
+    ckpt = train.load_checkpoint(tmp_path / "checkpoint.npz")
+    assert len(ckpt["ranks"]) == 2 and ckpt["ranks"][0]["rng"] != ckpt["ranks"][1]["rng"]
+
+
 def test_a_rank_that_raises_ends_the_job_with_an_error_in_time(tmp_path):
     start = time.perf_counter()
     proc = python_case("raise", tmp_path, limit=60)

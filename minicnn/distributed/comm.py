@@ -18,7 +18,9 @@ Upper-case names take NumPy buffers, lower-case ones Python objects, as in mpi4p
 - `FakeWorld(n)` runs n ranks as n threads of one process (tests, and machines without MPI):
   the same collectives, so the distributed logic is tested without MPI. Only one rank computes
   at a time (a turn lock, handed on inside each collective), and sums are taken in rank order,
-  so every rank gets the bit-identical result, as MPI's Allreduce gives.
+  so every rank gets the bit-identical result, as MPI's Allreduce gives. The threads share
+  minicnn's global generator, and which rank runs first after a collective is not fixed: with
+  dropout or random augmentation a fake run is not repeatable (a real one is).
 """
 import os
 import threading
