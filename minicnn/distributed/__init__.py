@@ -17,7 +17,7 @@ this). Each rank is one process with its own copy of the model; after every back
 gradients are averaged over the ranks (`DistributedOptimizer`), so every rank takes the same
 step and the weights stay identical. Batch norm normalises with each rank's own batch (as DDP);
 `broadcast_buffers` copies rank 0's running statistics to the others (`fit` does so after every
-epoch). docs/distributed.md has the details and the estimate for many machines.
+epoch); `nn.SyncBatchNorm` takes the statistics over every rank's batch instead. docs/distributed.md has the details and the estimate for many machines.
 
 Files: comm.py (the collectives: MPI, a world of one, a fake world of threads for tests),
 launch.py (init, rank, threads), optimizer.py (DistributedOptimizer and its buckets).
