@@ -25,6 +25,13 @@ Resuming: `--resume` continues a run with the checkpoint's model, data and optim
 A different `--epochs` on resume rebuilds the LR schedule (step, cosine) for the new total: the
 remaining epochs get the learning rates a run of that many epochs would have had from the start.
 
+Data-parallel (`mpiexec -n N minicnn train --distributed ...`, with `pip install 'minicnn[mpi]'`):
+N processes, each on its share of every batch; `--batch-size` is the GLOBAL batch, split evenly
+over the N ranks (N must divide it), so a run on N processes takes the same steps on the same
+batches as one process would. Only rank 0 prints and writes --out; metrics count every image
+once. Each rank uses cores/N threads (MINICNN_THREADS=n overrides). An error in any rank ends
+every rank. docs/distributed.md tells how to run it on several machines.
+
 Exit status: 0 done; 1 the run diverged (a training, validation or test loss became nan or inf:
 the message names the epoch, and the last good checkpoint.npz is kept) or minicnn hit a bug (then
 with a traceback); 2 a user error, printed as one line `minicnn <command>: error: ...` (a bad
@@ -54,11 +61,12 @@ TRAIN_DEFAULTS = {
     "weight_decay": 0.0, "scheduler": "cosine", "device": "cpu", "out": None,
     "metrics_json": None, "seed": 0, "quiet": False, "train_size": None, "test_size": None,
     "val_fraction": 0.1, "image_size": None, "channels": None, "model_kw": [], "workers": 0,
-    "kernels": None,
+    "kernels": None, "distributed": False,
 }
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
 # What a resumed run may change; everything else (model, data, optimiser) comes from the checkpoint.
-RESUME_OVERRIDES = ("epochs", "out", "metrics_json", "quiet", "device", "workers", "kernels")
+RESUME_OVERRIDES = ("epochs", "out", "metrics_json", "quiet", "device", "workers", "kernels",
+                    "distributed")
 
 
 class CLIError(Exception):
@@ -166,7 +174,9 @@ def build_parser():
                    help=f"epochs in total (default {d['epochs']}); with --resume, a new total "
                         f"rebuilds the LR schedule for it (the remaining epochs get the rates a "
                         f"run of that many epochs would have had)")
-    t.add_argument("--batch-size", type=POSITIVE_INT, help=f"default {d['batch_size']}")
+    t.add_argument("--batch-size", type=POSITIVE_INT,
+                   help=f"default {d['batch_size']}; the global batch: with --distributed it is "
+                        f"split evenly over the ranks (N must divide it)")
     t.add_argument("--lr", type=POSITIVE_FLOAT, help="learning rate (default 0.05 for sgd, 1e-3 otherwise)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d['optimizer']}")
     t.add_argument("--momentum", type=NON_NEGATIVE_FLOAT, help=f"sgd/rmsprop momentum (default {d['momentum']})")
@@ -191,6 +201,10 @@ def build_parser():
     t.add_argument("--channels", type=int, choices=(1, 3), help="shapes/folder image channels (default: the model's)")
     t.add_argument("--workers", type=COUNT, metavar="N", help="background loader threads (default 0)")
     t.add_argument("--kernels", choices=("numba", "reference"), help="CPU kernels (default numba)")
+    t.add_argument("--distributed", action="store_true", default=None,
+                   help="data-parallel over the ranks of `mpiexec -n N minicnn train "
+                        "--distributed` (needs the [mpi] extra); --batch-size stays the global "
+                        "batch, split over the N ranks; rank 0 prints and writes --out")
 
     e = sub.add_parser("evaluate", parents=[common], help="top-1/top-5 of a checkpoint on the test split",
                        description="Rebuild the model and data set a checkpoint was trained with "
@@ -559,6 +573,7 @@ def _model_kwargs(args, num_classes, channels):
 def cmd_train(ns):
     args, resume, planned_epochs = _resolve_train_args(ns)
     _check_train_args(args)
+    comm = _init_distributed(args)   # a world of one without --distributed
     _check_device(args["device"])
     _check_folder(args["out"], "--out")
     if args["metrics_json"]:
@@ -571,7 +586,7 @@ def cmd_train(ns):
     if args["kernels"]:
         mc.use_kernels(args["kernels"])
     mc.manual_seed(args["seed"])
-    quiet = args["quiet"]
+    quiet = args["quiet"] or comm.rank != 0
     train_full, test = build_datasets(args)
     train_set, val_set = split_validation(train_full, args["val_fraction"], args["seed"])
     _check_not_empty(train_set, test)
@@ -588,6 +603,14 @@ def cmd_train(ns):
     train_loader = data.DataLoader(train_set, batch_size=bs, shuffle=True, num_workers=workers)
     val_loader = None if val_set is None else data.DataLoader(val_set, batch_size=256, num_workers=workers)
     test_loader = data.DataLoader(test, batch_size=256, num_workers=workers)
+    if comm.size > 1:   # each rank its share of every batch; rank 0's weights; averaged gradients
+        train_loader, val_loader, test_loader = distributed_loaders(args, train_set, val_set, test, comm)
+        mc.manual_seed([args["seed"], comm.rank])   # dropout and augmentation differ per rank
+        from .distributed import DistributedOptimizer
+        optimizer = DistributedOptimizer(optimizer, model, comm)
+        if not quiet:
+            print(f"minicnn train: data-parallel over {comm.size} ranks, {bs // comm.size} of the "
+                  f"{bs} images of each batch per rank", flush=True)
     meta = {"model": args["model"], "model_kwargs": kwargs, "dataset": args["dataset"],
             "num_classes": num_classes, "classes": [str(c) for c in (getattr(train_full, "classes", None) or [])],
             "args": args}
@@ -623,9 +646,49 @@ def cmd_train(ns):
               f"{100 * result.top1_error:.2f}%)  top-5 {100 * result.top5:.2f}%  "
               f"[{fit_seconds:.1f}s training]")
         print(f"wrote {args['out']}: checkpoint.npz, history.json, curves.png")
-    if args["metrics_json"]:
+    metrics["world_size"] = comm.size
+    if args["metrics_json"] and comm.rank == 0:
         _write_metrics(metrics, args["metrics_json"])
     return 0
+
+
+def _init_distributed(args):
+    """The communicator of this run: MPI's world under `mpiexec ... --distributed` (threads set
+    per rank), else a world of one. The global --batch-size must split evenly over the ranks."""
+    from . import distributed
+    if not args["distributed"]:
+        return distributed.SingleComm()
+    try:
+        comm = distributed.init()
+    except (RuntimeError, ValueError) as exc:   # mpi4py missing, a bad MINICNN_THREADS
+        raise CLIError(f"--distributed: {exc}") from exc
+    if comm.size == 1 and not args["quiet"]:
+        print("minicnn train: --distributed without mpiexec: training in one process (start it "
+              "as `mpiexec -n N minicnn train --distributed ...`)", file=sys.stderr)
+    if args["batch_size"] % comm.size:
+        raise CLIError(f"--batch-size {args['batch_size']} is the global batch and must split "
+                       f"evenly over the {comm.size} ranks")
+    return comm
+
+
+def distributed_loaders(args, train_set, val_set, test, comm):
+    """(train, validation, test) loaders of one rank: a DistributedSampler share of every
+    epoch's order (padded to equal lengths) with batch_size / ranks images per step; the
+    evaluation sets split without padding, so every image is scored once."""
+    from . import data
+
+    def share(dataset, **kw):
+        return data.DistributedSampler(dataset, comm.size, comm.rank, **kw)
+
+    workers = args["workers"]
+    train_loader = data.DataLoader(train_set, batch_size=args["batch_size"] // comm.size,
+                                   sampler=share(train_set, shuffle=True, seed=args["seed"]),
+                                   num_workers=workers)
+    val_loader = None if val_set is None else data.DataLoader(
+        val_set, batch_size=256, sampler=share(val_set, shuffle=False, pad=False), num_workers=workers)
+    test_loader = data.DataLoader(test, batch_size=256, sampler=share(test, shuffle=False, pad=False),
+                                  num_workers=workers)
+    return train_loader, val_loader, test_loader
 
 
 def _resume(trainer, path, args, planned_epochs):
@@ -751,6 +814,19 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary
 
 def main(argv=None):
     """Entry point of the `minicnn` script; returns the exit status (see the module docstring).
+    Under MPI (`--distributed` with several ranks) a rank that fails (any status but 0) ends the
+    whole job with its status: the other ranks would otherwise wait for it forever."""
+    status = _main(argv)
+    from .distributed import world
+    comm = world()
+    if status and comm.size > 1:
+        sys.stderr.flush()
+        comm.Abort(status)
+    return status
+
+
+def _main(argv=None):
+    """`main` in one process: parse, run the command, turn errors into messages and a status.
 
     The one place that turns errors into messages: a user error (CLIError, and the OSErrors of
     files, folders and disks, which name their path) is one line and status 2; anything else is a
@@ -777,7 +853,7 @@ def main(argv=None):
         return getattr(exc, "status", 2)
     except Exception as exc:  # noqa: BLE001 - the last resort: a bug, reported as one
         traceback.print_exc()
-        print(f"minicnn {ns.command}: internal error: {type(exc).__name__}: {_one_line(str(exc))}\n"
+        print(f"minicnn {ns.command}: internal error: {_rank_tag()}{type(exc).__name__}: {_one_line(str(exc))}\n"
               f"{REPORT_BUGS}", file=sys.stderr)
         return 1
 
@@ -791,7 +867,14 @@ def _user_message(exc):
         text = exc.strerror if exc.filename is None else f"{exc.filename}: {exc.strerror}"
     else:
         text = str(exc)
-    return _one_line(text)
+    return _rank_tag() + _one_line(text)
+
+
+def _rank_tag():
+    """"[rank r of N] " in a run of several ranks (which one failed), else ""."""
+    from .distributed import world
+    comm = world()
+    return f"[rank {comm.rank} of {comm.size}] " if comm.size > 1 else ""
 
 
 def _one_line(text):

@@ -42,6 +42,17 @@ end-of-epoch `checkpoint.npz`).
 Models that return a tuple in training mode (GoogLeNet: `(logits, aux1, aux2)`) are trained on
 `loss(logits) + aux_weight * (loss(aux1) + loss(aux2))` with `aux_weight=0.3` (the paper's
 weight); accuracy is always measured on the first output.
+
+Under MPI (`mpiexec -n R`, after `minicnn.distributed.init()`), `fit` trains data-parallel: the
+optimiser is wrapped in `DistributedOptimizer` if it is not already, rank 0's weights are
+broadcast before the first epoch, the training sampler (`data.DistributedSampler`) gets
+`set_epoch(epoch)` before each epoch, and rank 0's batch-norm running statistics are copied to
+every rank after it. The progress bar, the per-epoch lines, `history.json`, the curves and the
+checkpoints come from rank 0 only; train, validation and test metrics are summed over all ranks
+(a loader with a `DistributedSampler(pad=False)` counts every sample once). Checkpoints hold
+each rank's RNG and loader state (`ranks`), and resume restores every rank (rank 0 reads the
+file and sends it to the others). An exception in one rank does not reach the others: run under
+`python -m mpi4py` or `minicnn train --distributed`, which abort the whole job. docs/distributed.md.
 """
 import json
 import math
@@ -53,6 +64,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from . import distributed as _dist
 from . import functional as F
 from . import random as _random
 from ._grad_mode import no_grad
@@ -160,11 +172,13 @@ class Evaluation(namedtuple("Evaluation", ["loss", "top1", "top5"])):
     top5_error = property(lambda self: 1.0 - self.top5)
 
 
-def evaluate(model, loader, loss_fn=None, device=None):
+def evaluate(model, loader, loss_fn=None, device=None, comm=None):
     """Mean loss and top-1/top-5 accuracy of `model` over every batch of `loader`.
 
     Runs in eval mode under `no_grad` (the model's mode is restored afterwards). Tuple outputs
     are scored on the first one. top-5 with fewer than 5 classes is clipped (it is then 1.0).
+    When the loader's sampler is a rank's share (a DistributedSampler over several ranks), the
+    sums are added up over the ranks of `comm` (default: the world of `distributed.init()`).
     """
     loss_fn = F.cross_entropy if loss_fn is None else loss_fn
     device = _model_device(model) if device is None else device
@@ -181,6 +195,10 @@ def evaluate(model, loader, loss_fn=None, device=None):
                 correct1, correct5, n = correct1 + c1, correct5 + c5, n + len(y_np)
     finally:
         model.train(was_training)
+    if _is_sharded(loader):
+        comm = _dist.world() if comm is None else comm
+        total_loss, correct1, correct5, n = _sum_over_ranks(comm, total_loss, correct1, correct5, n)
+        correct1, correct5, n = int(correct1), int(correct5), int(n)
     if n == 0:
         raise ValueError("evaluate: the loader yielded no samples")
     return Evaluation(total_loss / n, correct1 / n, correct5 / n)
@@ -211,6 +229,19 @@ def ensemble_predict(models, x):
                              f"{total.shape} and {probs.shape}")
         total = probs if total is None else total + probs
     return Tensor(total / len(models), dtype=total.dtype)
+
+
+def _is_sharded(loader):
+    """True when `loader` yields one rank's share of a data set split over several ranks."""
+    return getattr(getattr(loader, "sampler", None), "num_replicas", 1) > 1
+
+
+def _sum_over_ranks(comm, *values):
+    """The sums over every rank of a few numbers (one small Allreduce), as floats."""
+    sums = np.array(values, dtype=np.float64)
+    if comm.size > 1:
+        comm.Allreduce(sums)
+    return tuple(float(v) for v in sums)
 
 
 # ---- checkpoints --------------------------------------------------------------------------------
@@ -268,6 +299,36 @@ class Trainer:
         self.checkpoint_path = None
         if self.out_dir is not None:
             os.makedirs(self.out_dir, exist_ok=True)
+        self._setup_distributed()
+
+    # -- data parallel (a world of one: nothing changes) ----------------------------------------
+    def _setup_distributed(self):
+        """Under MPI: the communicator (the DistributedOptimizer's, else `distributed.world()`),
+        the optimiser wrapped so that it averages gradients, and only rank 0 talking."""
+        self.comm = getattr(self.optimizer, "comm", None) or _dist.world()
+        self.is_main = self.comm.rank == 0
+        if self.comm.size == 1:
+            return
+        if not isinstance(self.optimizer, _dist.DistributedOptimizer):
+            self.optimizer = _dist.DistributedOptimizer(self.optimizer, self.model, self.comm)
+        self.quiet = self.quiet or not self.is_main
+        if self.is_main and not _is_sharded(self.train_loader):
+            print(f"fit: {self.comm.size} ranks but the training loader has no DistributedSampler: "
+                  f"every rank trains on the whole data set", file=sys.stderr, flush=True)
+
+    def _rank_states(self, state, gather=True):
+        """A checkpoint of several ranks: every rank's RNG and loader states in state["ranks"],
+        gathered on rank 0. `gather=False` (after Ctrl-C, when a collective could hang): no
+        per-rank states, and a resume restarts the interrupted epoch. Returns the state to write
+        on rank 0, None on the others."""
+        mine = {"rng": state["rng"], "loaders": state["loaders"]}
+        ranks = self.comm.gather(mine, root=0) if gather else None
+        if not self.is_main:
+            return None
+        state = {**state, "loaders": {}}   # a rank's loaders fit that rank only: in "ranks"
+        if ranks is not None:
+            state["ranks"] = ranks
+        return state
 
     # -- state ----------------------------------------------------------------------------------
     def _loaders(self):
@@ -298,7 +359,11 @@ class Trainer:
             if self.out_dir is None:
                 raise ValueError("save_checkpoint: no path given and the trainer has no out_dir")
             path = os.path.join(self.out_dir, INTERRUPTED if interrupted else CHECKPOINT)
-        _save(self.state(interrupted), path)
+        state = self.state(interrupted)
+        if self.comm.size > 1:   # rank 0 writes what every rank needs to resume
+            state = self._rank_states(state, gather=not interrupted)
+        if state is not None:
+            _save(state, path)
         self.checkpoint_path = path
         return path
 
@@ -306,8 +371,10 @@ class Trainer:
         """Restore model, optimiser, scheduler, RNG, loaders, epoch and history from `path`.
         All or nothing: when a part does not fit this trainer (another model or optimiser), what
         was restored already is put back as it was before the error goes on."""
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(path) if self.comm.size == 1 else self._load_on_main(path)
         before = self.state()
+        if self.comm.size > 1:   # a rollback puts back this rank's own RNG and loaders
+            before["ranks"] = [{"rng": before["rng"], "loaders": before["loaders"]}] * self.comm.size
         try:
             self._restore(ckpt)
         except Exception:
@@ -317,7 +384,35 @@ class Trainer:
             self.meta = dict(ckpt["meta"])
         return ckpt
 
+    def _load_on_main(self, path):
+        """Rank 0 reads the checkpoint and sends it to every rank (no shared disk needed); its
+        error, if any, is raised on every rank."""
+        try:
+            found = load_checkpoint(path) if self.is_main else None
+        except Exception as exc:   # noqa: BLE001 - sent to the other ranks, raised on all
+            found = exc
+        found = self.comm.bcast(found, root=0)
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def _this_rank(self, ckpt):
+        """(rng state, loader states) of this rank in `ckpt`. A checkpoint of another number of
+        ranks has no loader state that fits: the loaders start their next epoch afresh, and each
+        rank's generator is derived from rank 0's and the rank (so dropout still differs)."""
+        ranks = ckpt.get("ranks")
+        if isinstance(ranks, list) and len(ranks) == self.comm.size:
+            mine = ranks[self.comm.rank]
+            return mine["rng"], mine["loaders"]
+        if self.comm.size == 1:
+            return ckpt["rng"], ckpt["loaders"]
+        _random.set_state(ckpt["rng"])
+        seed = int(_random.get_rng().integers(2 ** 63 - 1))
+        return _random.manual_seed([seed, self.comm.rank]).bit_generator.state, {}
+
     def _restore(self, ckpt):
+        rng, loader_states = self._this_rank(ckpt)
+        ckpt = {**ckpt, "rng": rng, "loaders": loader_states}
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and "scheduler" in ckpt:
@@ -341,7 +436,11 @@ class Trainer:
             callback(self, event, logs)
 
     def train_epoch(self, epoch, epochs):
-        """One pass over the training loader; returns (mean loss, accuracy, seconds, images)."""
+        """One pass over the training loader; returns (mean loss, accuracy, seconds, images)
+        (under MPI: over every rank's images)."""
+        sampler = getattr(self.train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)   # read when the loader starts its next epoch
         self.model.train()
         total_loss, correct, n = 0.0, 0, 0
         start = time.perf_counter()
@@ -367,6 +466,9 @@ class Trainer:
                 self._emit("batch_end", {"epoch": epoch, "batch": i + 1, "loss": value,
                                          "batch_size": b})
             bar.refresh()  # draw the epoch's final numbers even when it ran faster than a redraw
+        if self.comm.size > 1:
+            total_loss, correct, n = _sum_over_ranks(self.comm, total_loss, correct, n)
+            n = int(n)
         if n == 0:
             raise ValueError("fit: the training loader yielded no samples")
         return total_loss / n, correct / n, time.perf_counter() - start, n
@@ -404,6 +506,8 @@ class Trainer:
             self.load_checkpoint(resume)
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+        if self.comm.size > 1:   # every rank starts from rank 0's weights
+            _dist.broadcast_parameters(self.model, comm=self.comm)
         try:
             while self.epoch < epochs:
                 self._run_epoch(self.epoch + 1, epochs)
@@ -414,7 +518,7 @@ class Trainer:
                     print(f"\ninterrupted: saved {path} (finished epochs: {self.epoch})",
                           file=sys.stderr, flush=True)
             raise
-        if self.out_dir is not None and self.plot and self.history:
+        if self.out_dir is not None and self.plot and self.history and self.is_main:
             save_curves(self.history, os.path.join(self.out_dir, CURVES))
         return self.history
 
@@ -422,8 +526,10 @@ class Trainer:
         start = time.perf_counter()
         lr = float(self.optimizer.param_groups[0]["lr"])
         train_loss, train_acc, train_seconds, images = self.train_epoch(epoch, epochs)
+        if self.comm.size > 1:   # batch norm's running statistics: rank 0's on every rank
+            _dist.broadcast_buffers(self.model, comm=self.comm)
         val = None if self.val_loader is None else evaluate(self.model, self.val_loader,
-                                                               self.loss_fn, self.device)
+                                                               self.loss_fn, self.device, self.comm)
         if val is not None and not math.isfinite(val.loss):
             raise DivergedError(f"the validation loss became {val.loss}", epoch)
         _check_finite_weights(self.model, epoch)   # before anything of this epoch is written
@@ -442,7 +548,8 @@ class Trainer:
         self.history.append(record)
         self.epoch = epoch
         if self.out_dir is not None:
-            _write_json_atomic(self.history, os.path.join(self.out_dir, HISTORY))
+            if self.is_main:
+                _write_json_atomic(self.history, os.path.join(self.out_dir, HISTORY))
             self.save_checkpoint()
         self._report(record, epochs)
         self._emit("epoch_end", record)

@@ -14,7 +14,8 @@ from .dataset import ArrayDataset, Dataset
 from .folder import ImageFileError, ImageFolder
 from .loader import DataLoader
 from .mnist import MNIST
+from .sampler import DistributedSampler
 from .shapes import Shapes
 
 __all__ = ["DataLoader", "Dataset", "ArrayDataset", "MNIST", "Shapes", "ImageFolder", "ImageFileError",
-           "transforms"]
+           "transforms", "DistributedSampler"]

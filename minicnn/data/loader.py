@@ -23,6 +23,11 @@ current epoch, that epoch's order) and, with `seed` given, its own generator; `l
 restores it, and the next `for` continues the interrupted epoch (or starts the next one). With
 `seed=None` save `minicnn.random.get_state()` too (the training checkpoint does).
 
+A `sampler` (e.g. `DistributedSampler`: this rank's share of a data-parallel run) decides
+which samples an epoch visits and in which order: `iter(sampler)` is read once at the start of
+each epoch (call its `set_epoch` between epochs), and `len(sampler)` replaces the dataset's
+length. It excludes `shuffle=True`, as in PyTorch.
+
 `num_workers > 0` builds up to `num_workers * prefetch_factor` batches ahead in background
 threads (NumPy and Pillow release the GIL for the heavy parts). Threads, not processes: `fork()`
 after Numba's OpenMP threads have started kills the child, and threads need no pickling.
@@ -42,7 +47,7 @@ class DataLoader:
     """Iterate over `dataset` in batches; see the module docstring."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 num_workers=0, prefetch_factor=2):
+                 num_workers=0, prefetch_factor=2, sampler=None):
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: expected a dataset with __len__ and __getitem__, "
                             f"got {type(dataset).__name__}")
@@ -50,7 +55,10 @@ class DataLoader:
                                    ("prefetch_factor", prefetch_factor, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
                 raise ValueError(f"DataLoader: {name} must be an integer >= {least}, got {value!r}")
-        self.dataset = dataset
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True exclude each other (the sampler "
+                             "decides the order; DistributedSampler has its own shuffle)")
+        self.dataset, self.sampler = dataset, sampler
         self.batch_size = int(batch_size)
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
         self.seed = seed
@@ -62,8 +70,12 @@ class DataLoader:
         self._done = 0          # batches of the current epoch already handed out
 
     # ---- sizes ------------------------------------------------------------------------------------
+    def _num_samples(self):
+        """Samples per epoch: the sampler's share when there is one, else the whole dataset."""
+        return len(self.dataset) if self.sampler is None else len(self.sampler)
+
     def __len__(self):
-        n = len(self.dataset)
+        n = self._num_samples()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     @property
@@ -83,6 +95,8 @@ class DataLoader:
             self._batch_seeds = rng.integers(0, 2 ** 63 - 1, size=batches, dtype=np.int64)
         else:
             self._order, self._batch_seeds = np.arange(n), None
+        if self.sampler is not None:
+            self._order = np.fromiter(iter(self.sampler), dtype=np.int64, count=len(self.sampler))
         self._done = 0
         self.epoch += 1
 
@@ -149,9 +163,9 @@ class DataLoader:
             raise ValueError("DataLoader.load_state_dict: the state was saved from a loader "
                              f"{'without' if state['rng_state'] is None else 'with'} a seed, "
                              f"this one has seed={self.seed!r}")
-        if state["order"] is not None and len(state["order"]) != len(self.dataset):
-            raise ValueError(f"DataLoader.load_state_dict: the state is for a dataset of "
-                             f"{len(state['order'])} items, this one has {len(self.dataset)}")
+        if state["order"] is not None and len(state["order"]) != self._num_samples():
+            raise ValueError(f"DataLoader.load_state_dict: the state is for an epoch of "
+                             f"{len(state['order'])} items, this loader's has {self._num_samples()}")
         self.epoch = int(state["epoch"])
         self._done = int(state["batches_done"])
         self._order = None if state["order"] is None else np.asarray(state["order"]).copy()

@@ -9,9 +9,11 @@ from .module import IncompatibleKeys, Module, Parameter, RemovableHandle, StateD
 from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from .summary import ModelSummary, summary
+from .sync_batchnorm import SyncBatchNorm
 
 __all__ = ["init", "summary", "ModelSummary", "Module", "Parameter", "StateDictError", "IncompatibleKeys",
            "RemovableHandle", "Sequential", "ModuleList", "ModuleDict", "Identity", "Flatten",
            "Conv1d", "Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d",
            "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "Maxout", "Softmax", "LogSoftmax",
-           "Dropout", "Dropout2d", "LocalResponseNorm", "BatchNorm1d", "BatchNorm2d"]
+           "Dropout", "Dropout2d", "LocalResponseNorm", "BatchNorm1d", "BatchNorm2d",
+           "SyncBatchNorm"]
