@@ -187,16 +187,14 @@ def _constant_factor(got, expected, quantities):
         return "yours is all zeros"
     if abs(c + 1) < 1e-6:
         return "yours is exactly -1 x the reference: a sign error"
-    names = []
     for qname, q in (quantities or {}).items():
         if q and abs(c - q) < 1e-6 * abs(q):
-            names.append(f"= {qname}")
-        elif q and abs(c * q - 1) < 1e-6:
-            names.append(f"= 1/({qname})")
-        elif q and abs(c + q) < 1e-6 * abs(q):
-            names.append(f"= -{qname}")
-    named = f" ({', '.join(names)})" if names else ""
-    return f"yours is the reference times a constant, {c:.6g}{named}: a missing or extra factor"
+            return f"yours is {qname} = {q:g} times the reference: a forgotten division by {qname}?"
+        if q and abs(c * q - 1) < 1e-6:
+            return f"yours is the reference divided by {qname} = {q:g}: an extra division by {qname}?"
+        if q and abs(c + q) < 1e-6 * abs(q):
+            return f"yours is -{qname} = {-q:g} times the reference: a sign, and a forgotten division by {qname}?"
+    return f"yours is the reference times a constant, {c:.6g}: a missing or extra factor"
 
 
 # ---- one case ------------------------------------------------------------------------------

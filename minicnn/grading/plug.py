@@ -109,36 +109,40 @@ def _conv(fns):
     return {"conv2d_forward": conv2d_forward, "conv2d_backward": conv2d_backward}
 
 
+def _max_pool(forward, backward):
+    def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
+        hyper = ((kh, kw), (sh, sw), (ph, pw))
+        out = _result("max_pool_forward", forward(x, *hyper), x.shape[:2] + (oh, ow), x.dtype)
+        return out, (x, hyper)   # kept where minicnn keeps the argmax: backward gets it back
+
+    def max_pool2d_backward(grad_out, saved, H, W):
+        x, hyper = saved
+        return _result("max_pool_backward", backward(x, grad_out, *hyper), x.shape, x.dtype)
+
+    return {"max_pool2d_forward": max_pool2d_forward, "max_pool2d_backward": max_pool2d_backward}
+
+
+def _avg_pool(forward, backward):
+    def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad):
+        if not count_include_pad:
+            _unsupported("count_include_pad=False")
+        out = forward(x, (kh, kw), (sh, sw), (ph, pw))
+        return _result("avg_pool_forward", out, x.shape[:2] + (oh, ow), x.dtype)
+
+    def avg_pool2d_backward(grad_out, H, W, kh, kw, sh, sw, ph, pw, count_include_pad):
+        shape = grad_out.shape[:2] + (H, W)
+        dx = backward(grad_out, shape, (kh, kw), (sh, sw), (ph, pw))
+        return _result("avg_pool_backward", dx, shape, grad_out.dtype)
+
+    return {"avg_pool2d_forward": avg_pool2d_forward, "avg_pool2d_backward": avg_pool2d_backward}
+
+
 def _pool(fns):
     adapted = {}
     if "max_pool_forward" in fns:
-        forward, backward = fns["max_pool_forward"], fns["max_pool_backward"]
-
-        def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
-            hyper = ((kh, kw), (sh, sw), (ph, pw))
-            out = _result("max_pool_forward", forward(x, *hyper), x.shape[:2] + (oh, ow), x.dtype)
-            return out, (x, hyper)   # kept where minicnn keeps the argmax: backward gets it back
-
-        def max_pool2d_backward(grad_out, saved, H, W):
-            x, hyper = saved
-            return _result("max_pool_backward", backward(x, grad_out, *hyper), x.shape, x.dtype)
-
-        adapted.update(max_pool2d_forward=max_pool2d_forward, max_pool2d_backward=max_pool2d_backward)
+        adapted.update(_max_pool(fns["max_pool_forward"], fns["max_pool_backward"]))
     if "avg_pool_forward" in fns:
-        forward, backward = fns["avg_pool_forward"], fns["avg_pool_backward"]
-
-        def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad):
-            if not count_include_pad:
-                _unsupported("count_include_pad=False")
-            out = forward(x, (kh, kw), (sh, sw), (ph, pw))
-            return _result("avg_pool_forward", out, x.shape[:2] + (oh, ow), x.dtype)
-
-        def avg_pool2d_backward(grad_out, H, W, kh, kw, sh, sw, ph, pw, count_include_pad):
-            shape = grad_out.shape[:2] + (H, W)
-            dx = backward(grad_out, shape, (kh, kw), (sh, sw), (ph, pw))
-            return _result("avg_pool_backward", dx, shape, grad_out.dtype)
-
-        adapted.update(avg_pool2d_forward=avg_pool2d_forward, avg_pool2d_backward=avg_pool2d_backward)
+        adapted.update(_avg_pool(fns["avg_pool_forward"], fns["avg_pool_backward"]))
     return adapted
 
 

@@ -29,8 +29,11 @@ def _pool_cases(draw, grad, ties_allowed):
         cfg["ties"] = ties
     x = A.with_ties(r, c.shape) if ties else A.tie_free(r, c.shape)
     feats = {"padding > 0": ph > 0 or pw > 0, "stride > 1": sh > 1 or sw > 1,
-             "a non-square window": kh != kw, "windows that overlap": kh > sh or kw > sw,
-             "tied maxima in a window": ties, "gradcheck": not ties}
+             "a non-square window": kh != kw, "gradcheck": not ties}
+    if ties_allowed:   # max pooling
+        feats.update({"windows that overlap": kh > sh or kw > sw, "tied maxima in a window": ties})
+    else:
+        feats["a window larger than 1x1"] = kh * kw > 1
     hyper = ((kh, kw), (sh, sw), (ph, pw))
     if grad:
         g = A.normal(r, c.output_shape)
