@@ -45,6 +45,7 @@ def check(name, student_fn, seed=0, examples=None, budget_s=10.0, raise_on_fail=
     `seed` picks the generated cases (the same seed, the same cases); `examples` overrides how
     many are drawn; `budget_s` bounds the time (a failure found is always reported).
     """
+    __tracebackhide__ = True  # pytest shows the report, not this frame
     if not callable(student_fn):
         raise TypeError(f"grading.check: expected a function for {name!r}, got {type(student_fn).__name__}")
     result = run_check(_task(name), student_fn, seed=seed, examples=examples, budget_s=budget_s)
