@@ -59,6 +59,138 @@ def stub(code):
     return "\n\n\n".join(out)
 
 
+# ---- the solutions that later assignments reuse (A2 and A6 start from them) -------------------
+CONV_OUTPUT_SIZE = '''\
+def conv_output_size(H, K, S, P, D):
+    """Number of windows along one axis: floor((H + 2P - D(K-1) - 1) / S) + 1."""
+    return (H + 2 * P - D * (K - 1) - 1) // S + 1'''
+
+IM2COL = '''\
+def im2col(x, kernel, stride, padding, dilation):
+    """x (N, C, H, W) -> cols (N, C*kh*kw, OH*OW), the row order (c, i, j), the column order (oy, ox)."""
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    OH, OW = conv_output_size(H, kh, sh, ph, dh), conv_output_size(W, kw, sw, pw, dw)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    cols = np.empty((N, C, kh, kw, OH, OW), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dh, j * dw
+            cols[:, :, i, j] = xp[:, :, top:top + (OH - 1) * sh + 1:sh, left:left + (OW - 1) * sw + 1:sw]
+    return cols.reshape(N, C * kh * kw, OH * OW)'''
+
+CONV2D_FORWARD = '''\
+def conv2d_forward(x, weight, bias, stride, padding, dilation):
+    """x (N, C, H, W), weight (O, C, kh, kw), bias (O,) -> out (N, O, OH, OW)."""
+    N, C, H, W = x.shape
+    O, _, kh, kw = weight.shape
+    cols = im2col(x, (kh, kw), stride, padding, dilation)
+    OH = conv_output_size(H, kh, stride[0], padding[0], dilation[0])
+    OW = conv_output_size(W, kw, stride[1], padding[1], dilation[1])
+    out = weight.reshape(O, -1) @ cols + bias[:, None]
+    return out.reshape(N, O, OH, OW)'''
+
+COL2IM = '''\
+def col2im(cols, x_shape, kernel, stride, padding, dilation):
+    """cols (N, C*kh*kw, OH*OW) -> dx (N, C, H, W): every column entry added to the pixel it came from."""
+    N, C, H, W = x_shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    OH, OW = conv_output_size(H, kh, sh, ph, dh), conv_output_size(W, kw, sw, pw, dw)
+    cols = cols.reshape(N, C, kh, kw, OH, OW)
+    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dh, j * dw
+            dxp[:, :, top:top + (OH - 1) * sh + 1:sh, left:left + (OW - 1) * sw + 1:sw] += cols[:, :, i, j]
+    return dxp[:, :, ph:ph + H, pw:pw + W]'''
+
+CONV2D_BACKWARD = '''\
+def conv2d_backward(x, weight, grad_out, stride, padding, dilation):
+    """-> (dx, dweight, dbias) of the convolution, given grad_out = dL/dout (N, O, OH, OW)."""
+    N, O = grad_out.shape[:2]
+    kernel = weight.shape[2:]
+    cols = im2col(x, kernel, stride, padding, dilation)            # (N, K, L)
+    g = grad_out.reshape(N, O, -1)                                   # (N, O, L)
+    dweight = np.einsum("nol,nkl->ok", g, cols).reshape(weight.shape)
+    dcols = weight.reshape(O, -1).T @ g                              # (N, K, L)
+    dx = col2im(dcols, x.shape, kernel, stride, padding, dilation)
+    return dx, dweight, grad_out.sum(axis=(0, 2, 3))'''
+
+MAX_POOL_FORWARD = '''\
+def _windows(H, W, kernel, stride, padding):
+    """(oy, ox, h0, h1, w0, w1) for every window: its rows h0:h1 and columns w0:w1, clipped
+    to the real cells (the padding left out)."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    for oy in range(OH):
+        for ox in range(OW):
+            h0, w0 = oy * sh - ph, ox * sw - pw
+            yield oy, ox, max(h0, 0), min(h0 + kh, H), max(w0, 0), min(w0 + kw, W)
+
+
+def _output(x, kernel, stride, padding):
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    return np.empty((N, C, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1), dtype=x.dtype)
+
+
+def max_pool_forward(x, kernel, stride, padding):
+    """x (N, C, H, W) -> out (N, C, OH, OW): the maximum of every window (padding never wins)."""
+    out = _output(x, kernel, stride, padding)
+    for oy, ox, h0, h1, w0, w1 in _windows(*x.shape[2:], kernel, stride, padding):
+        out[:, :, oy, ox] = x[:, :, h0:h1, w0:w1].max(axis=(2, 3))
+    return out'''
+
+MAX_POOL_BACKWARD = '''\
+def max_pool_backward(x, grad_out, kernel, stride, padding):
+    """dx (N, C, H, W): each window's gradient added to its first maximum (row-major)."""
+    N, C = x.shape[:2]
+    dx = np.zeros_like(x)
+    n, c = np.meshgrid(np.arange(N), np.arange(C), indexing="ij")
+    for oy, ox, h0, h1, w0, w1 in _windows(*x.shape[2:], kernel, stride, padding):
+        k = x[:, :, h0:h1, w0:w1].reshape(N, C, -1).argmax(axis=2)   # the first maximum
+        dy, dxx = np.divmod(k, w1 - w0)
+        np.add.at(dx, (n, c, h0 + dy, w0 + dxx), grad_out[:, :, oy, ox])
+    return dx'''
+
+RELU = '''\
+def relu_forward(x):
+    """max(x, 0), elementwise."""
+    return np.where(x > 0, x, 0.0)
+
+
+def relu_backward(x, grad_out):
+    """grad_out where x > 0, else 0."""
+    return np.where(x > 0, grad_out, 0.0)'''
+
+SOFTMAX_CROSS_ENTROPY = '''\
+def softmax(x):
+    """Softmax of every row of x (N, C), stable for large |x|."""
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def cross_entropy_forward(logits, target):
+    """The loss of every row, -log softmax(logits)[i, target[i]] -> (N,)."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -log_p[np.arange(len(target)), target]
+
+
+def cross_entropy_backward(logits, target, grad_out):
+    """dlogits (N, C) = (softmax(logits) - onehot(target)) * grad_out[:, None]."""
+    d = softmax(logits)
+    d[np.arange(len(target)), target] -= 1
+    return d * grad_out[:, None]
+
+
+def cross_entropy_mean(logits, target):
+    """(mean loss over the N rows, its gradient dlogits (N, C))."""
+    N = len(target)
+    loss = cross_entropy_forward(logits, target).mean()
+    return loss, cross_entropy_backward(logits, target, np.full(N, 1.0 / N))'''
+
+
 # ---- A1 ------------------------------------------------------------------------------------------
 A1 = [
     ("md", """\
@@ -90,10 +222,7 @@ A kernel of size `K` with dilation `D` (a gap of `D - 1` pixels between its taps
 $$\\text{out} = \\left\\lfloor \\frac{H + 2P - D(K-1) - 1}{S} \\right\\rfloor + 1$$
 
 (with `D = 1` this is the lecture's `(H + 2P - K) / S + 1`)."""),
-    ("task", '''\
-def conv_output_size(H, K, S, P, D):
-    """Number of windows along one axis: floor((H + 2P - D(K-1) - 1) / S) + 1."""
-    return (H + 2 * P - D * (K - 1) - 1) // S + 1'''),
+    ("task", CONV_OUTPUT_SIZE),
     ("check", "conv_output_size"),
     ("md", """\
 ## 2. im2col
@@ -109,19 +238,7 @@ and 0 where that pixel lies in the padding.
 Hint: pad `x` once with `np.pad`; then in the padded input, tap `(i, j)` of every window is a
 strided slice: rows `i*dh, i*dh + sh, ..., i*dh + (OH-1)*sh`. Two loops over `(i, j)` and one
 slice each are enough: no loop over output positions."""),
-    ("task", '''\
-def im2col(x, kernel, stride, padding, dilation):
-    """x (N, C, H, W) -> cols (N, C*kh*kw, OH*OW), the row order (c, i, j), the column order (oy, ox)."""
-    N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    OH, OW = conv_output_size(H, kh, sh, ph, dh), conv_output_size(W, kw, sw, pw, dw)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    cols = np.empty((N, C, kh, kw, OH, OW), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            top, left = i * dh, j * dw
-            cols[:, :, i, j] = xp[:, :, top:top + (OH - 1) * sh + 1:sh, left:left + (OW - 1) * sw + 1:sw]
-    return cols.reshape(N, C * kh * kw, OH * OW)'''),
+    ("task", IM2COL),
     ("check", "im2col"),
     ("md", """\
 ## 3. The forward pass
@@ -133,16 +250,7 @@ $$\\text{out}[n] = W_2 \\, \\text{cols}[n] + b \\quad (O, C k_h k_w) \\times (C 
 
 then reshape to `(N, O, OH, OW)`. `np.matmul` (the `@` operator) multiplies a stack of
 matrices in one call."""),
-    ("task", '''\
-def conv2d_forward(x, weight, bias, stride, padding, dilation):
-    """x (N, C, H, W), weight (O, C, kh, kw), bias (O,) -> out (N, O, OH, OW)."""
-    N, C, H, W = x.shape
-    O, _, kh, kw = weight.shape
-    cols = im2col(x, (kh, kw), stride, padding, dilation)
-    OH = conv_output_size(H, kh, stride[0], padding[0], dilation[0])
-    OW = conv_output_size(W, kw, stride[1], padding[1], dilation[1])
-    out = weight.reshape(O, -1) @ cols + bias[:, None]
-    return out.reshape(N, O, OH, OW)'''),
+    ("task", CONV2D_FORWARD),
     ("check", "conv2d_forward"),
     ("md", """\
 ## 4. Your convolution against minicnn's
@@ -178,24 +286,7 @@ You write `col2im` and `conv2d_backward`. Paste your A1 `conv_output_size` and `
 next cell first (the check of `conv2d_backward` needs them)."""),
     ("md", HOW.format(a="A2")),
     ("code", SETUP),
-    ("task", '''\
-def conv_output_size(H, K, S, P, D):
-    """Your A1 solution: floor((H + 2P - D(K-1) - 1) / S) + 1."""
-    return (H + 2 * P - D * (K - 1) - 1) // S + 1
-
-
-def im2col(x, kernel, stride, padding, dilation):
-    """Your A1 solution: x (N, C, H, W) -> cols (N, C*kh*kw, OH*OW)."""
-    N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    OH, OW = conv_output_size(H, kh, sh, ph, dh), conv_output_size(W, kw, sw, pw, dw)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    cols = np.empty((N, C, kh, kw, OH, OW), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            top, left = i * dh, j * dw
-            cols[:, :, i, j] = xp[:, :, top:top + (OH - 1) * sh + 1:sh, left:left + (OW - 1) * sw + 1:sw]
-    return cols.reshape(N, C * kh * kw, OH * OW)'''),
+    ("task", CONV_OUTPUT_SIZE + "\n\n\n" + IM2COL),
     ("check", "im2col"),
     ("md", """\
 ## 1. col2im
@@ -209,19 +300,7 @@ def im2col(x, kernel, stride, padding, dilation):
 Entries that came from the padding are dropped. Hint: the same two loops over `(i, j)` as in
 im2col, into a zero **padded** array, with `+=` (overlapping windows add up), then cut the
 padding off."""),
-    ("task", '''\
-def col2im(cols, x_shape, kernel, stride, padding, dilation):
-    """cols (N, C*kh*kw, OH*OW) -> dx (N, C, H, W): every column entry added to the pixel it came from."""
-    N, C, H, W = x_shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    OH, OW = conv_output_size(H, kh, sh, ph, dh), conv_output_size(W, kw, sw, pw, dw)
-    cols = cols.reshape(N, C, kh, kw, OH, OW)
-    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            top, left = i * dh, j * dw
-            dxp[:, :, top:top + (OH - 1) * sh + 1:sh, left:left + (OW - 1) * sw + 1:sw] += cols[:, :, i, j]
-    return dxp[:, :, ph:ph + H, pw:pw + W]'''),
+    ("task", COL2IM),
     ("check", "col2im"),
     ("md", """\
 A property worth knowing: col2im is the adjoint (the transpose) of im2col, so for any `x` and
@@ -238,17 +317,7 @@ print(np.sum(im2col(x, *hyper) * c), np.sum(x * col2im(c, x.shape, *hyper)))""")
 `conv2d_backward(x, weight, grad_out, stride, padding, dilation)` returns `(dx, dweight, dbias)`
 with the shapes of `x`, `weight` and `(O,)`. Recompute `cols = im2col(x, ...)` from `x`, then
 the three formulas above. `np.einsum` or a reshape plus `@` both work for the sum over `n`."""),
-    ("task", '''\
-def conv2d_backward(x, weight, grad_out, stride, padding, dilation):
-    """-> (dx, dweight, dbias) of the convolution, given grad_out = dL/dout (N, O, OH, OW)."""
-    N, O = grad_out.shape[:2]
-    kernel = weight.shape[2:]
-    cols = im2col(x, kernel, stride, padding, dilation)            # (N, K, L)
-    g = grad_out.reshape(N, O, -1)                                   # (N, O, L)
-    dweight = np.einsum("nol,nkl->ok", g, cols).reshape(weight.shape)
-    dcols = weight.reshape(O, -1).T @ g                              # (N, K, L)
-    dx = col2im(dcols, x.shape, kernel, stride, padding, dilation)
-    return dx, dweight, grad_out.sum(axis=(0, 2, 3))'''),
+    ("task", CONV2D_BACKWARD),
     ("check", "conv2d_backward"),
     ("md", """\
 All passed: your backward is the exact derivative of the convolution on every shape, stride,
@@ -297,30 +366,7 @@ the rows outside `[0, H)` are padding. A loop over output positions `(oy, ox)` t
     ("md", HOW.format(a="A3")),
     ("code", SETUP),
     ("md", "## 1. Max pooling, forward"),
-    ("task", '''\
-def _windows(H, W, kernel, stride, padding):
-    """(oy, ox, h0, h1, w0, w1) for every window: its rows h0:h1 and columns w0:w1, clipped
-    to the real cells (the padding left out)."""
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-    for oy in range(OH):
-        for ox in range(OW):
-            h0, w0 = oy * sh - ph, ox * sw - pw
-            yield oy, ox, max(h0, 0), min(h0 + kh, H), max(w0, 0), min(w0 + kw, W)
-
-
-def _output(x, kernel, stride, padding):
-    N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    return np.empty((N, C, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1), dtype=x.dtype)
-
-
-def max_pool_forward(x, kernel, stride, padding):
-    """x (N, C, H, W) -> out (N, C, OH, OW): the maximum of every window (padding never wins)."""
-    out = _output(x, kernel, stride, padding)
-    for oy, ox, h0, h1, w0, w1 in _windows(*x.shape[2:], kernel, stride, padding):
-        out[:, :, oy, ox] = x[:, :, h0:h1, w0:w1].max(axis=(2, 3))
-    return out'''),
+    ("task", MAX_POOL_FORWARD),
     ("check", "max_pool_forward"),
     ("md", """\
 ## 2. Max pooling, backward
@@ -330,17 +376,7 @@ window's winner again from `x` (`np.argmax` over the flattened window gives the 
 `np.divmod(k, window_width)` turns it into a row and a column), and **add** the window's
 gradient there: `np.add.at` adds correctly even when two windows share a winner (`dx[idx] +=`
 with repeated indices does not)."""),
-    ("task", '''\
-def max_pool_backward(x, grad_out, kernel, stride, padding):
-    """dx (N, C, H, W): each window's gradient added to its first maximum (row-major)."""
-    N, C = x.shape[:2]
-    dx = np.zeros_like(x)
-    n, c = np.meshgrid(np.arange(N), np.arange(C), indexing="ij")
-    for oy, ox, h0, h1, w0, w1 in _windows(*x.shape[2:], kernel, stride, padding):
-        k = x[:, :, h0:h1, w0:w1].reshape(N, C, -1).argmax(axis=2)   # the first maximum
-        dy, dxx = np.divmod(k, w1 - w0)
-        np.add.at(dx, (n, c, h0 + dy, w0 + dxx), grad_out[:, :, oy, ox])
-    return dx'''),
+    ("task", MAX_POOL_BACKWARD),
     ("check", "max_pool_backward"),
     ("md", "## 3. Average pooling, forward and backward"),
     ("task", '''\
@@ -392,15 +428,7 @@ receives `grad_out = dL/d(output)` and returns `dL/d(input)`.
     ("md", HOW.format(a="A4")),
     ("code", SETUP),
     ("md", "## 1. ReLU, leaky ReLU, sigmoid, tanh"),
-    ("task", '''\
-def relu_forward(x):
-    """max(x, 0), elementwise."""
-    return np.where(x > 0, x, 0.0)
-
-
-def relu_backward(x, grad_out):
-    """grad_out where x > 0, else 0."""
-    return np.where(x > 0, grad_out, 0.0)'''),
+    ("task", RELU),
     ("check", "relu_forward"),
     ("check", "relu_backward"),
     ("task", '''\
@@ -458,32 +486,7 @@ $$\\frac{\\partial\\, \\text{loss}_i}{\\partial x_{ij}} = p_{ij} - [j = t_i]$$
 `cross_entropy_backward(logits, target, grad_out)` gets `grad_out` of shape `(N,)` (the
 gradient of each row's loss) and returns `dlogits` `(N, C)`. `cross_entropy_mean` returns the
 mean loss over the batch and **its** gradient: every row's loss counts `1/N` of the mean."""),
-    ("task", '''\
-def softmax(x):
-    """Softmax of every row of x (N, C), stable for large |x|."""
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def cross_entropy_forward(logits, target):
-    """The loss of every row, -log softmax(logits)[i, target[i]] -> (N,)."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return -log_p[np.arange(len(target)), target]
-
-
-def cross_entropy_backward(logits, target, grad_out):
-    """dlogits (N, C) = (softmax(logits) - onehot(target)) * grad_out[:, None]."""
-    d = softmax(logits)
-    d[np.arange(len(target)), target] -= 1
-    return d * grad_out[:, None]
-
-
-def cross_entropy_mean(logits, target):
-    """(mean loss over the N rows, its gradient dlogits (N, C))."""
-    N = len(target)
-    loss = cross_entropy_forward(logits, target).mean()
-    return loss, cross_entropy_backward(logits, target, np.full(N, 1.0 / N))'''),
+    ("task", SOFTMAX_CROSS_ENTROPY),
     ("check", "softmax"),
     ("check", "cross_entropy_forward"),
     ("check", "cross_entropy_backward"),
@@ -631,114 +634,8 @@ def lrn_backward(x, grad_out, size, alpha, beta, k):
 ]
 
 # ---- A6 ------------------------------------------------------------------------------------------
-A6_KERNELS = '''\
-def conv_output_size(H, K, S, P, D):
-    """Your A1 solution."""
-    return (H + 2 * P - D * (K - 1) - 1) // S + 1
-
-
-def im2col(x, kernel, stride, padding, dilation):
-    """Your A1 solution."""
-    N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    OH, OW = conv_output_size(H, kh, sh, ph, dh), conv_output_size(W, kw, sw, pw, dw)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    cols = np.empty((N, C, kh, kw, OH, OW), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            top, left = i * dh, j * dw
-            cols[:, :, i, j] = xp[:, :, top:top + (OH - 1) * sh + 1:sh, left:left + (OW - 1) * sw + 1:sw]
-    return cols.reshape(N, C * kh * kw, OH * OW)
-
-
-def col2im(cols, x_shape, kernel, stride, padding, dilation):
-    """Your A2 solution."""
-    N, C, H, W = x_shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    OH, OW = conv_output_size(H, kh, sh, ph, dh), conv_output_size(W, kw, sw, pw, dw)
-    cols = cols.reshape(N, C, kh, kw, OH, OW)
-    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            top, left = i * dh, j * dw
-            dxp[:, :, top:top + (OH - 1) * sh + 1:sh, left:left + (OW - 1) * sw + 1:sw] += cols[:, :, i, j]
-    return dxp[:, :, ph:ph + H, pw:pw + W]
-
-
-def conv2d_forward(x, weight, bias, stride, padding, dilation):
-    """Your A1 solution."""
-    N, C, H, W = x.shape
-    O, _, kh, kw = weight.shape
-    cols = im2col(x, (kh, kw), stride, padding, dilation)
-    OH = conv_output_size(H, kh, stride[0], padding[0], dilation[0])
-    OW = conv_output_size(W, kw, stride[1], padding[1], dilation[1])
-    return (weight.reshape(O, -1) @ cols + bias[:, None]).reshape(N, O, OH, OW)
-
-
-def conv2d_backward(x, weight, grad_out, stride, padding, dilation):
-    """Your A2 solution."""
-    N, O = grad_out.shape[:2]
-    kernel = weight.shape[2:]
-    cols = im2col(x, kernel, stride, padding, dilation)
-    g = grad_out.reshape(N, O, -1)
-    dweight = np.einsum("nol,nkl->ok", g, cols).reshape(weight.shape)
-    dx = col2im(weight.reshape(O, -1).T @ g, x.shape, kernel, stride, padding, dilation)
-    return dx, dweight, grad_out.sum(axis=(0, 2, 3))
-
-
-def _windows(H, W, kernel, stride, padding):
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    for oy in range((H + 2 * ph - kh) // sh + 1):
-        for ox in range((W + 2 * pw - kw) // sw + 1):
-            h0, w0 = oy * sh - ph, ox * sw - pw
-            yield oy, ox, max(h0, 0), min(h0 + kh, H), max(w0, 0), min(w0 + kw, W)
-
-
-def max_pool_forward(x, kernel, stride, padding):
-    """Your A3 solution."""
-    N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    out = np.empty((N, C, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1), dtype=x.dtype)
-    for oy, ox, h0, h1, w0, w1 in _windows(H, W, kernel, stride, padding):
-        out[:, :, oy, ox] = x[:, :, h0:h1, w0:w1].max(axis=(2, 3))
-    return out
-
-
-def max_pool_backward(x, grad_out, kernel, stride, padding):
-    """Your A3 solution."""
-    N, C = x.shape[:2]
-    dx = np.zeros_like(x)
-    n, c = np.meshgrid(np.arange(N), np.arange(C), indexing="ij")
-    for oy, ox, h0, h1, w0, w1 in _windows(*x.shape[2:], kernel, stride, padding):
-        k = x[:, :, h0:h1, w0:w1].reshape(N, C, -1).argmax(axis=2)
-        dy, dxx = np.divmod(k, w1 - w0)
-        np.add.at(dx, (n, c, h0 + dy, w0 + dxx), grad_out[:, :, oy, ox])
-    return dx
-
-
-def relu_forward(x):
-    """Your A4 solution."""
-    return np.where(x > 0, x, 0).astype(x.dtype)
-
-
-def relu_backward(x, grad_out):
-    """Your A4 solution."""
-    return np.where(x > 0, grad_out, 0).astype(grad_out.dtype)
-
-
-def cross_entropy_forward(logits, target):
-    """Your A4 solution."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return -log_p[np.arange(len(target)), target]
-
-
-def cross_entropy_backward(logits, target, grad_out):
-    """Your A4 solution."""
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    d = e / e.sum(axis=1, keepdims=True)
-    d[np.arange(len(target)), target] -= 1
-    return d * grad_out[:, None]'''
+A6_KERNELS = "\n\n\n".join([CONV_OUTPUT_SIZE, IM2COL, COL2IM, CONV2D_FORWARD, CONV2D_BACKWARD,
+                                MAX_POOL_FORWARD, MAX_POOL_BACKWARD, RELU, SOFTMAX_CROSS_ENTROPY])
 
 A6 = [
     ("md", """\
