@@ -12,7 +12,6 @@ The notebooks are stored without outputs, like the lecture notebooks.
 import ast
 import pathlib
 import sys
-import textwrap
 
 import nbformat
 

@@ -102,7 +102,6 @@ def _logit_cases(draw, with_target=True, with_grad=False):
                             "gradcheck": not large}, seed)
 
 
-
 SOFTMAX = Task("softmax", "A4", "softmax(x) -> probabilities, each row of x (N, C) on its own",
                lambda: _logit_cases(False), lambda c: (L.softmax_forward(c.args[0]),),
                mistakes=[("softmax over the whole array instead of each row: normalise along axis 1",
