@@ -62,6 +62,8 @@ def lookup(family, device="cpu"):
     if not isinstance(device, str):
         device = array_device(device)
     folder = "cuda" if device == "cuda" else _CPU_CHOICES[_current]
+    if folder != "cuda" and family in _swapped:  # a stand-in from `swap` (coursework)
+        return _swapped[family]
     module = _loaded.get((folder, family))
     if module is None:  # first use: import it (ops call lookup thousands of times a second)
         module = _loaded[folder, family] = _import(folder, family)
@@ -69,6 +71,31 @@ def lookup(family, device="cpu"):
 
 
 _loaded = {}
+_swapped = {}  # family -> the object `swap` put in place of the CPU kernels of that family
+
+
+class swap:
+    """Run the CPU kernels of `family` from `module` instead, inside a `with` block.
+
+    `module` is anything with the family's functions as attributes (the same names and
+    signatures as kernels/reference/<family>.py). minicnn.grading.student_kernels uses it to run
+    a whole network on a student's own kernels; the GPU kernels are never swapped.
+    """
+
+    def __init__(self, family, module):
+        self.family, self.module = family, module
+
+    def __enter__(self):
+        self._prev = _swapped.get(self.family)
+        _swapped[self.family] = self.module
+        return self.module
+
+    def __exit__(self, *exc):
+        if self._prev is None:
+            _swapped.pop(self.family, None)
+        else:
+            _swapped[self.family] = self._prev
+        return False
 
 
 def _import(folder, family):

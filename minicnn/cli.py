@@ -155,7 +155,7 @@ def build_parser():
     # --debug is also taken after the command; SUPPRESS keeps the subcommand from resetting it
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,summary}",
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,summary,check}",
                                 parser_class=_Parser)
 
     t = sub.add_parser(
@@ -224,7 +224,18 @@ def build_parser():
     s.add_argument("--model-kw", action="append", type=_model_kw, metavar="KEY=VALUE",
                    help="extra builder argument, e.g. --model-kw variant=torchvision")
     s.add_argument("--list", action="store_true", help="list the model names")
+    _add_check_parser(sub, common)
     return parser
+
+
+def _add_check_parser(sub, common):
+    c = sub.add_parser("check", parents=[common], help="grade a coursework solution (minicnn.grading)",
+                       description="Check every function of an assignment (A1 ... A6) that a Python "
+                                   "file defines against minicnn's reference kernels; exit status 0 "
+                                   "when all pass, 1 when one fails or is missing.")
+    c.add_argument("assignment", metavar="ASSIGNMENT", help="A1, A2, A3, A4, A5 or A6")
+    c.add_argument("file", metavar="FILE", type=PATH, help="a .py file with your functions")
+    c.add_argument("--seed", type=COUNT, default=0, help="which generated cases (default 0)")
 
 
 DEBUG_HELP = "show the Python traceback of any error (also: MINICNN_DEBUG=1)"
@@ -809,7 +820,30 @@ def cmd_summary(ns):
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary}
+def cmd_check(ns):
+    import importlib.util
+    try:
+        from . import grading
+    except ImportError as exc:
+        raise CLIError(f"{exc}: pip install 'minicnn[grading]'") from exc
+    name = ns.assignment.upper()
+    if name not in grading.ASSIGNMENTS:
+        raise CLIError(f"no assignment {ns.assignment!r}; choose one of {', '.join(grading.ASSIGNMENTS)}")
+    if not os.path.isfile(ns.file):
+        raise CLIError(f"{ns.file}: no such file (expected a .py file with your functions)")
+    spec = importlib.util.spec_from_file_location("student_solution", ns.file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the student's file: any error is theirs, one line
+        raise CLIError(f"{ns.file} did not run: {type(exc).__name__}: {exc}") from exc
+    results = grading.check_assignment(name, module, seed=ns.seed)
+    passed = sum(1 for r in results.values() if r is not None and r.passed)
+    print(f"{name}: {passed} of {len(results)} functions passed")
+    return 0 if passed == len(results) else 1
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary, "check": cmd_check}
 
 
 def main(argv=None):
