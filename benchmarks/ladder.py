@@ -4,22 +4,17 @@
     python benchmarks/ladder.py --quick      # fewer repeats, for a look while editing
 
 Rungs, per case: naive Python loops (tiny shapes only), the NumPy reference kernels, the Numba
-kernels, PyTorch (when installed: pip install -e ".[bench]"), and for convolutions the GEMM
-ceiling: the conv's FLOPs at this machine's measured sgemm rate. Methods are interleaved in one
-process (each repeat runs every method once) so that a slow spell of the machine hits them all.
+kernels, and for convolutions the GEMM ceiling: the conv's FLOPs at this machine's measured sgemm
+rate; these minicnn rungs are interleaved in this process (each repeat runs every method once)
+so that a slow spell of the machine hits them all. The comparison with PyTorch (when installed:
+pip install -e ".[bench]") is fair: minicnn's Numba kernels and PyTorch each in a worker process
+of its own, with its own defaults, turns alternated over rounds (benchmarks/fair.py); the
+"Numba/PyTorch" ratio is those two workers' medians. This process never imports torch.
 Also measured: `import minicnn`, the first conv with a cold Numba cache and with a warm one.
 """
 import os
-
-# must precede numpy's import: OpenBLAS threads that spin after a GEMM slow the next Numba kernel
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
-# must precede torch's import: with methods interleaved, PyTorch's OpenMP threads busy-waiting
-# after its call took the cores from the next method's timed run (measured: minicnn's VGG layer
-# 71-75 ms right after PyTorch, 54 ms with passive waiting; PyTorch's own times did not move).
-# minicnn's Numba threads wait passively already (kernels/cpu/_jit.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
@@ -33,11 +28,11 @@ import minicnn as mc  # noqa: E402
 import minicnn.functional as F  # noqa: E402
 import minicnn.kernels.cpu.conv as conv_module  # noqa: E402  (the CPU plan: WINOGRAD switch)
 
-try:
-    import torch
-    import torch.nn.functional as TF
-except ImportError:  # the [bench] extra is optional
-    torch = None
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fair  # noqa: E402
+
+torch = TF = None   # only the PyTorch worker imports it (worker_step)
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -151,10 +146,10 @@ def conv_rows(repeats, flops_per_s, only=None):
         oh = (h + 2 * p - k) // s + 1
         grad = rng.standard_normal((n, o, oh, oh)).astype(np.float32)
 
-        def op(x_, w_, b_):
+        def op(x_, w_, b_, s=s, p=p, g=g):   # bound now: worker_steps calls it after the loop
             return F.conv2d(x_, w_, b_, stride=s, padding=p, groups=g)
 
-        def top(x_, w_, b_):
+        def top(x_, w_, b_, s=s, p=p, g=g):
             return TF.conv2d(x_, w_, b_, stride=s, padding=p, groups=g)
         fn = ours(op, (x, wt, b), grad)
         methods = {"numba": with_kernels("numba", fn), "reference": with_kernels("reference", fn)}
@@ -255,6 +250,41 @@ def kernel_rows(repeats):
     return rows
 
 
+# ---- the fair comparison: each framework's worker process ------------------------------------
+def worker_steps(framework):
+    """{case: its forward+backward in this framework}: the rows' own methods, collected by
+    running conv_rows and layer_rows with the timing replaced by a note of what would be timed."""
+    global torch, TF, median_times
+    if framework == "pytorch":
+        import torch as torch_
+        import torch.nn.functional as tf_
+        torch, TF = torch_, tf_
+    collected, timing = [], median_times
+    median_times = lambda methods, repeats: (collected.append(methods), {"numba": 1.0})[1]  # noqa: E731
+    try:
+        rows = conv_rows(1, 1.0) + layer_rows(1)
+    finally:
+        median_times = timing
+    key = "numba" if framework == "minicnn" else "pytorch"
+    return {r["case"]: m[key] for r, m in zip(rows, collected) if key in m}
+
+
+def worker(framework):
+    steps = worker_steps(framework)
+    fair.serve(lambda case, small=False: steps[case])
+
+
+def fair_rows(rows, rounds, repeats):
+    """Numba and PyTorch columns measured each in a process of its own (fair.compare)."""
+    cases = [r["case"] for r in rows if r["kind"] in ("conv", "layer")]
+    times = fair.compare(__file__, ["minicnn", "pytorch"], cases, rounds, repeats)
+    for r in rows:
+        if r["case"] in times:
+            t = times[r["case"]]
+            r.update(numba_own_process=t["minicnn"], pytorch=t["pytorch"],
+                     numba_vs_pytorch=t["minicnn"] / t["pytorch"])
+
+
 # ---- cold start ---------------------------------------------------------------------------
 FIRST_CONV = ("import time; t0 = time.perf_counter(); import numpy as np, minicnn as mc, "
               "minicnn.functional as F; x = mc.Tensor(np.ones((2, 3, 16, 16)), requires_grad=True); "
@@ -303,6 +333,8 @@ def ratio(a, b):
 def markdown(result):
     lines = [f"# Speed ladder ({result['date']})", "",
              "Forward+backward medians in milliseconds; ratios < 1 mean minicnn's Numba kernels are faster.",
+             "Numba/PyTorch: minicnn (Numba) and PyTorch each in a worker process of its own, turns alternated",
+             "over 3 rounds (benchmarks/fair.py); the other columns are minicnn's rungs, interleaved in one process.",
              "", "Machine: " + ", ".join(f"{k}={v}" for k, v in result["machine"].items()), "",
              f"Measured sgemm rate: {result['sgemm_gflops']:.1f} GFLOP/s", "",
              "3x3 stride-1 layers with >= 16 channels run Winograd F(2x2, 3x3) (kernels/cpu/conv.py);",
@@ -330,11 +362,14 @@ def markdown(result):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", choices=["minicnn", "pytorch"], help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="3 repeats instead of 9; results not saved")
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--only", metavar="TEXT", default="",
                     help="time only the conv and layer cases whose name contains TEXT (nothing saved)")
     args = ap.parse_args(argv)
+    if args.worker:
+        return worker(args.worker)
     repeats = 3 if args.quick else 9
     rate = sgemm_rate()
     if args.only:
@@ -345,7 +380,9 @@ def main(argv=None):
         return
     rows = conv_rows(repeats, rate) + layer_rows(repeats) + kernel_rows(repeats)
     for r in rows:
-        r["numba_vs_pytorch"] = ratio(r["numba"], r.get("pytorch"))
+        r["numba_vs_pytorch"] = None
+    if HAVE_TORCH:
+        fair_rows(rows, 1 if args.quick else 3, 3 if args.quick else 5)
     timed = [r for r in rows if r["kind"] == "conv" and r.get("gemm_ceiling") and r["numba_vs_pytorch"]]
     conv = [r["numba_vs_pytorch"] for r in timed]
     named = [r["numba_vs_pytorch"] for r in timed if not r["case"].startswith("conv2d lenet.conv1")]

@@ -633,6 +633,7 @@ def cmd_train(ns):
                       out_dir=args["out"], device=args["device"], quiet=quiet, meta=meta)
     if resume is not None:
         _resume(trainer, resume, args, planned_epochs)
+    marker = _first_run_notice(args, quiet)
     fit_start = time.perf_counter()
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is
@@ -658,9 +659,39 @@ def cmd_train(ns):
               f"[{fit_seconds:.1f}s training]")
         print(f"wrote {args['out']}: checkpoint.npz, history.json, curves.png")
     metrics["world_size"] = comm.size
+    _mark_compiled(marker)
     if args["metrics_json"] and comm.rank == 0:
         _write_metrics(metrics, args["metrics_json"])
     return 0
+
+
+COMPILE_ESTIMATE = "about 10 s on a 2-core machine"
+
+
+def _first_run_notice(args, quiet):
+    """On the first CPU run of a model on this machine (no marker in Numba's cache), say that its
+    kernels are being compiled, so that a quiet first minute is not taken for a hang. Returns
+    the marker to write when the run succeeds (None: nothing to write)."""
+    if args["device"] != "cpu" or args["kernels"] == "reference":
+        return None
+    from minicnn.kernels.cpu._jit import compiled_marker
+    marker = compiled_marker(args["model"])
+    if marker is None or os.path.exists(marker):
+        return None
+    if not quiet:
+        print(f"minicnn train: first run of {args['model']} here: compiling its kernels with Numba "
+              f"({COMPILE_ESTIMATE}; once: later runs load them from the cache)",
+              file=sys.stderr, flush=True)
+    return marker
+
+
+def _mark_compiled(marker):
+    if marker is not None:
+        try:
+            with open(marker, "w") as f:
+                f.write("the kernels this model uses are in Numba's cache beside this file\n")
+        except OSError:   # a read-only cache: the notice shows again next time, nothing worse
+            pass
 
 
 def _init_distributed(args):

@@ -57,6 +57,24 @@ def _choose_cache():
 CACHE = _choose_cache()
 
 
+def cache_folder():
+    """Where the compiled kernels are kept: NUMBA_CACHE_DIR (or our fallback), else next to the
+    sources; None when nothing is cached."""
+    if not CACHE:
+        return None
+    return numba.config.CACHE_DIR or os.path.join(os.path.dirname(__file__), "__pycache__")
+
+
+def compiled_marker(name):
+    """A file that says: the kernels `name` (a model, say) uses were compiled into the cache by
+    this Numba. The command line looks for it to warn, on a first run only, that compiling
+    takes a while, and writes it once a run has finished. None when nothing is cached."""
+    folder = cache_folder()
+    if folder is None:
+        return None
+    return os.path.join(folder, f"minicnn-compiled-{name}-numba{numba.__version__}")
+
+
 def kernel(fn=None, *, parallel=True):
     """njit with the project's settings; use bare (@kernel) or with arguments."""
     def wrap(f):
