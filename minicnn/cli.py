@@ -617,10 +617,13 @@ def cmd_train(ns):
     image_shape = train_full[0][0].shape
     kwargs = _model_kwargs(args, num_classes, image_shape[0])
     model = build_model(args["model"], **kwargs)
+    frozen = _freeze(model, args["freeze"])   # checked first: a bad prefix costs no weight loading
     if args["weights"] and resume is None:   # a resumed run's checkpoint holds the weights
         _load_weights(model, args["weights"], quiet)
-    if args["freeze"]:
-        _freeze(model, args["freeze"], quiet)
+    if frozen and not quiet:
+        print(f"minicnn train: froze {len(frozen)} parameter tensors under {', '.join(args['freeze'])}; "
+              f"{model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "
+              f"numbers learn", file=sys.stderr)
     if args["device"] != "cpu":
         model.to(args["device"])
     _check_input_fits(model, image_shape, args)
@@ -690,18 +693,16 @@ def _load_weights(model, path, quiet):
             print(f"minicnn train: note: {note.message}", file=sys.stderr)
 
 
-def _freeze(model, prefixes, quiet):
+def _freeze(model, prefixes):
     """--freeze: fix the parameters under each prefix (finetune.freeze: 'features' means all but
-    the head on models without a features part); says how many numbers still learn."""
+    the head on models without a features part); returns the names frozen."""
     from .finetune import freeze
+    if not prefixes:
+        return []
     try:
-        frozen = freeze(model, *prefixes)
+        return freeze(model, *prefixes)
     except KeyError as exc:
-        raise CLIError(f"--freeze: {exc.args[0]}") from exc
-    if not quiet:
-        print(f"minicnn train: froze {len(frozen)} parameter tensors under {', '.join(prefixes)}; "
-              f"{model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "
-              f"numbers learn", file=sys.stderr)
+        raise CLIError(f"--freeze: {exc.args[0].removeprefix('freeze: ')}") from exc
 
 
 def _resume(trainer, path, args, planned_epochs):
