@@ -128,15 +128,7 @@ class GoogLeNet(nn.Module):
         self.lrn2 = nn.LocalResponseNorm(**LRN_ARGS)
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
 
-        channels = s(192)
-        for name in INCEPTION:
-            module = Inception(channels, *(s(c) for c in INCEPTION[name]))
-            setattr(self, "inception" + name, module)
-            channels = module.out_channels
-            if name == "3b":
-                self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-            elif name == "4e":
-                self.maxpool4 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        channels = add_inceptions(self, Inception, s(192), s, pool4_size=3)
         if self.aux_logits:
             self.aux1 = InceptionAux(self.inception4a.out_channels, num_classes, width_mult, small_input)
             self.aux2 = InceptionAux(self.inception4d.out_channels, num_classes, width_mult, small_input)
@@ -160,17 +152,37 @@ class GoogLeNet(nn.Module):
     def forward(self, x):
         x = self.maxpool1(self.conv1(x))
         x = self.maxpool2(self.lrn2(self.conv3(self.conv2(self.lrn1(x)))))
-        x = self.maxpool3(self.inception3b(self.inception3a(x)))
-        x = self.inception4a(x)
-        aux = self.training and self.aux_logits
-        aux1 = self.aux1(x) if aux else None
-        x = self.inception4d(self.inception4c(self.inception4b(x)))
-        aux2 = self.aux2(x) if aux else None
-        x = self.maxpool4(self.inception4e(x))
-        x = self.inception5b(self.inception5a(x))
-        x = F.flatten(self.avgpool(x), 1)
-        logits = self.fc(self.dropout(x))
-        return (logits, aux1, aux2) if aux else logits
+        return inceptions_and_head(self, x)
+
+
+def add_inceptions(net, make, channels, s, pool4_size):
+    """Inception 3a ... 5b as `net.inception3a` ..., built by `make(in_channels, *widths)` with the
+    table's widths scaled by `s`; `maxpool3` (3x3/2) after 3b and `maxpool4` (pool4_size/2) after
+    4e, both rounding up. Returns the channels of 5b's output."""
+    for name in INCEPTION:
+        module = make(channels, *(s(c) for c in INCEPTION[name]))
+        setattr(net, "inception" + name, module)
+        channels = module.out_channels
+        if name == "3b":
+            net.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        elif name == "4e":
+            net.maxpool4 = nn.MaxPool2d(pool4_size, stride=2, ceil_mode=True)
+    return channels
+
+
+def inceptions_and_head(net, x):
+    """From the stem's output to the logits, the part the paper's and torchvision's GoogLeNets
+    share: `(logits, aux1, aux2)` in training mode with aux classifiers, else the logits."""
+    x = net.maxpool3(net.inception3b(net.inception3a(x)))
+    x = net.inception4a(x)
+    aux = net.training and net.aux_logits
+    aux1 = net.aux1(x) if aux else None
+    x = net.inception4d(net.inception4c(net.inception4b(x)))
+    aux2 = net.aux2(x) if aux else None
+    x = net.maxpool4(net.inception4e(x))
+    x = net.inception5b(net.inception5a(x))
+    logits = net.fc(net.dropout(F.flatten(net.avgpool(x), 1)))
+    return (logits, aux1, aux2) if aux else logits
 
 
 def googlenet(num_classes=1000, in_channels=3, width_mult=1.0, aux_logits=True, small_input=False,

@@ -29,7 +29,7 @@ from .. import functional as F
 from .. import nn
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ._utils import scaled
-from .googlenet import INCEPTION
+from .googlenet import add_inceptions, inceptions_and_head
 
 
 class BasicConv2d(nn.Module):
@@ -102,15 +102,7 @@ class GoogLeNetTorchvision(nn.Module):
         self.conv2 = BasicConv2d(s(64), s(64), 1)
         self.conv3 = BasicConv2d(s(64), s(192), 3, padding=1)
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        channels = s(192)
-        for name in INCEPTION:
-            module = Inception(channels, *(s(c) for c in INCEPTION[name]))
-            setattr(self, "inception" + name, module)
-            channels = module.out_channels
-            if name == "3b":
-                self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-            elif name == "4e":
-                self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
+        channels = add_inceptions(self, Inception, s(192), s, pool4_size=2)
         if self.aux_logits:
             self.aux1 = InceptionAux(self.inception4a.out_channels, num_classes, width_mult)
             self.aux2 = InceptionAux(self.inception4d.out_channels, num_classes, width_mult)
@@ -139,13 +131,4 @@ class GoogLeNetTorchvision(nn.Module):
         if self.transform_input:
             x = self._transform(x)
         x = self.maxpool2(self.conv3(self.conv2(self.maxpool1(self.conv1(x)))))
-        x = self.maxpool3(self.inception3b(self.inception3a(x)))
-        x = self.inception4a(x)
-        aux = self.training and self.aux_logits
-        aux1 = self.aux1(x) if aux else None
-        x = self.inception4d(self.inception4c(self.inception4b(x)))
-        aux2 = self.aux2(x) if aux else None
-        x = self.maxpool4(self.inception4e(x))
-        x = self.inception5b(self.inception5a(x))
-        logits = self.fc(self.dropout(F.flatten(self.avgpool(x), 1)))
-        return (logits, aux1, aux2) if aux else logits
+        return inceptions_and_head(self, x)
