@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]')")
-torchvision = pytest.importorskip("torchvision", reason="torchvision is not installed (the bench extra)")
+try:
+    import torchvision
+except ImportError:
+    pytest.skip("torchvision is not installed (the bench extra)", allow_module_level=True)
+except RuntimeError as exc:   # e.g. PyPI's torchvision (built for CUDA torch) beside a +cpu torch
+    pytest.skip(f"torchvision does not fit the installed torch {torch.__version__} (install the "
+                f"matching pair from one source, see docs/fine_tuning.md): {exc}",
+                allow_module_level=True)
 safetensors_torch = pytest.importorskip("safetensors.torch", reason="safetensors is not installed")
 
 import minicnn as mc  # noqa: E402
