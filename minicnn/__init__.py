@@ -15,6 +15,7 @@ from .random import get_rng, manual_seed
 from .tensor import Function, Tensor
 from . import functional, nn, optim  # noqa: E402,F401
 from .serialization import CheckpointError, load, save  # noqa: E402
+from .weights import load_safetensors, save_safetensors  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -42,7 +43,7 @@ def randn(*shape, rng=None, dtype=np.float32, requires_grad=False):
     return Tensor(rng.standard_normal(_shape(shape)).astype(dtype), requires_grad=requires_grad, dtype=dtype)
 
 
-_LAZY = ("models", "data", "train", "metrics", "viz", "testing", "cli")
+_LAZY = ("models", "data", "train", "metrics", "viz", "testing", "cli", "finetune")
 
 
 def __getattr__(name):

@@ -3,6 +3,8 @@
     minicnn train                          LeNet-5 on the built-in Shapes data (offline, < 2 min)
     minicnn train --dataset mnist --epochs 5
     minicnn train --model resnet18 --dataset folder --data-dir ~/pets --image-size 64
+    minicnn train --model resnet34 --dataset folder --data-dir ~/dogs-vs-cats --epochs 3
+                  --weights resnet34.safetensors --freeze features      fine-tuning (docs/fine_tuning.md)
     minicnn train --resume                 continue the run in --out (or a given checkpoint)
     minicnn evaluate runs/lenet5-shapes/checkpoint.npz
     minicnn summary alexnet                the layer table: output shapes, parameters, mult-adds
@@ -52,6 +54,7 @@ import numpy as np
 DATASETS = ("shapes", "mnist", "folder")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "cosine", "plateau")
+TRANSFORMS = ("auto", "resize", "finetune")   # folder images: see _folder_transforms
 
 # The defaults of `minicnn train`. Options are parsed with default None so that a resumed run
 # can tell which ones were given on the command line.
@@ -61,7 +64,7 @@ TRAIN_DEFAULTS = {
     "weight_decay": 0.0, "scheduler": "cosine", "device": "cpu", "out": None,
     "metrics_json": None, "seed": 0, "quiet": False, "train_size": None, "test_size": None,
     "val_fraction": 0.1, "image_size": None, "channels": None, "model_kw": [], "workers": 0,
-    "kernels": None, "distributed": False,
+    "kernels": None, "distributed": False, "weights": None, "freeze": [], "transforms": "auto",
 }
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
 # What a resumed run may change; everything else (model, data, optimiser) comes from the checkpoint.
@@ -119,12 +122,12 @@ PATH = _option(str, lambda v: v != "", "a path")
 TRAIN_TYPES = {"epochs": COUNT, "batch_size": POSITIVE_INT, "lr": POSITIVE_FLOAT,
                "momentum": NON_NEGATIVE_FLOAT, "weight_decay": NON_NEGATIVE_FLOAT, "seed": COUNT,
                "train_size": POSITIVE_INT, "test_size": POSITIVE_INT, "val_fraction": FRACTION,
-               "image_size": POSITIVE_INT, "workers": COUNT}
+               "image_size": POSITIVE_INT, "workers": COUNT, "weights": PATH}
 
 
 TRAIN_CHOICES = {"dataset": DATASETS, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
                  "device": ("cpu", "cuda"), "kernels": (None, "numba", "reference"),
-                 "channels": (None, 1, 3)}
+                 "channels": (None, 1, 3), "transforms": TRANSFORMS}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -205,6 +208,16 @@ def build_parser():
                    help="data-parallel over the ranks of `mpiexec -n N minicnn train "
                         "--distributed` (needs the [mpi] extra); --batch-size stays the global "
                         "batch, split over the N ranks; rank 0 prints and writes --out")
+    t.add_argument("--weights", metavar="FILE", type=PATH,
+                   help="start from these weights (.safetensors with torchvision's names, or a "
+                        "minicnn .npz); a head for another number of classes is replaced by a new one")
+    t.add_argument("--freeze", action="append", metavar="PREFIX", type=PATH,
+                   help="keep the parameters under PREFIX fixed (repeatable), e.g. --freeze layer1; "
+                        "'features' means all but the head on models without a 'features' part")
+    t.add_argument("--transforms", choices=TRANSFORMS,
+                   help="folder images: resize (resize + centre crop) or finetune (RandomRotation, "
+                        "RandomResizedCrop, flip, ImageNet mean/std; eval: resize + crop + the same "
+                        "Normalize); default auto: finetune with --weights, else resize")
 
     e = sub.add_parser("evaluate", parents=[common], help="top-1/top-5 of a checkpoint on the test split",
                        description="Rebuild the model and data set a checkpoint was trained with "
@@ -325,6 +338,8 @@ def _first(dataset, n):
 def _image_size(args):
     if args["image_size"] is not None:
         return args["image_size"]
+    if args.get("weights") and args["model"] not in ("lenet5", "alphago_policy"):
+        return 224   # the size ImageNet weights were trained at (and no small_input stem)
     return 28 if args["model"] == "lenet5" else 32
 
 
@@ -376,25 +391,44 @@ def _folder_datasets(args, size, channels):
                        "PATH/test/<class>/<image>, or PATH/<class>/<image>)")
     if not os.path.isdir(root):
         raise CLIError(f"--data-dir {root}: no such folder")
-    transform = T.Compose([T.Resize(size), T.CenterCrop(size)])
+    train_tf, test_tf = _folder_transforms(args, size, channels)
     mode = "L" if channels == 1 else "RGB"
     try:
         train_dir = os.path.join(root, "train")
         test_dir = next((os.path.join(root, s) for s in ("test", "val")
                          if os.path.isdir(os.path.join(root, s))), None)
         if os.path.isdir(train_dir) and test_dir is not None:
-            train = data.ImageFolder(train_dir, transform=transform, mode=mode)
-            test = data.ImageFolder(test_dir, transform=transform, mode=mode)
+            train = data.ImageFolder(train_dir, transform=train_tf, mode=mode)
+            test = data.ImageFolder(test_dir, transform=test_tf, mode=mode)
             if test.classes != train.classes:
                 raise CLIError(f"{train_dir} and {test_dir} hold different class folders")
         else:  # one folder of classes: a fixed 80/20 split
-            full = data.ImageFolder(root, transform=transform, mode=mode)
+            full = data.ImageFolder(root, transform=train_tf, mode=mode)
+            full_test = full if test_tf is train_tf else data.ImageFolder(root, transform=test_tf, mode=mode)
             order = np.random.default_rng(args["seed"]).permutation(len(full))
             cut = int(round(0.8 * len(full)))
-            train, test = Subset(full, np.sort(order[:cut])), Subset(full, np.sort(order[cut:]))
+            train, test = Subset(full, np.sort(order[:cut])), Subset(full_test, np.sort(order[cut:]))
     except FileNotFoundError as exc:
         raise CLIError(str(exc)) from exc
     return _first(train, args["train_size"]), _first(test, args["test_size"])
+
+
+def _folder_transforms(args, size, channels):
+    """(train, test) transforms of folder images: "resize" (the same resize and centre crop for
+    both) or "finetune" (finetune.transforms: the practice's augmentation and ImageNet's mean and
+    std, what ImageNet weights expect); "auto" is finetune when --weights is given (RGB only)."""
+    from .data import transforms as T
+    from .finetune import transforms as finetune_transforms
+    chosen = args["transforms"]
+    if chosen == "auto":
+        chosen = "finetune" if args["weights"] and channels == 3 else "resize"
+    if chosen == "resize":
+        plain = T.Compose([T.Resize(size), T.CenterCrop(size)])
+        return plain, plain
+    if channels != 3:
+        raise CLIError(f"--transforms finetune normalises RGB images with ImageNet's mean and std; "
+                       f"got --channels {channels}")
+    return finetune_transforms(size)
 
 
 def split_validation(train, fraction, seed):
@@ -460,6 +494,8 @@ def _check_train_args(args):
     if not all(isinstance(kv, (list, tuple)) and len(kv) == 2 and isinstance(kv[0], str)
                for kv in args["model_kw"]):
         raise CLIError(f"--model-kw: expected KEY=VALUE pairs, got {args['model_kw']!r}")
+    if not isinstance(args["freeze"], list) or not all(isinstance(p, str) and p for p in args["freeze"]):
+        raise CLIError(f"--freeze: expected parameter name prefixes, got {args['freeze']!r}")
 
 
 def _check_device(device):
@@ -578,6 +614,8 @@ def _model_kwargs(args, num_classes, channels):
     kwargs.setdefault("in_channels", channels)
     if _takes(builder, "small_input") and _image_size(args) < 64:
         kwargs.setdefault("small_input", True)
+    if args["weights"] and kwargs.get("variant") == "torchvision" and _takes(builder, "transform_input"):
+        kwargs.setdefault("transform_input", True)   # as torchvision sets for its weights
     return kwargs
 
 
@@ -605,6 +643,13 @@ def cmd_train(ns):
     image_shape = train_full[0][0].shape
     kwargs = _model_kwargs(args, num_classes, image_shape[0])
     model = build_model(args["model"], **kwargs)
+    frozen = _freeze(model, args["freeze"])   # checked first: a bad prefix costs no weight loading
+    if args["weights"] and resume is None:   # a resumed run's checkpoint holds the weights
+        _load_weights(model, args["weights"], quiet)
+    if frozen and not quiet:
+        print(f"minicnn train: froze {len(frozen)} parameter tensors under {', '.join(args['freeze'])}; "
+              f"{model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "
+              f"numbers learn", file=sys.stderr)
     if args["device"] != "cpu":
         model.to(args["device"])
     _check_input_fits(model, image_shape, args)
@@ -731,6 +776,36 @@ def distributed_loaders(args, train_set, val_set, test, comm):
     test_loader = data.DataLoader(test, batch_size=256, sampler=share(test, shuffle=False, pad=False),
                                   num_workers=workers)
     return train_loader, val_loader, test_loader
+def _load_weights(model, path, quiet):
+    """--weights: load the file into the model (a new head when the classes differ, said on
+    stderr); a missing, damaged or ill-fitting file is a user error naming it."""
+    import warnings
+    from .weights import load_weights
+    if not os.path.isfile(path):
+        raise CLIError(f"--weights: no such file: {path}")
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        try:
+            load_weights(model, path)
+        except ImportError as exc:   # the safetensors package is missing
+            raise CLIError(f"--weights: {exc}") from exc
+        except ValueError as exc:   # CheckpointError (damaged, a pickle), StateDictError (misfit)
+            raise CLIError(f"--weights: {exc}") from exc
+    if not quiet:
+        for note in notes:
+            print(f"minicnn train: note: {note.message}", file=sys.stderr)
+
+
+def _freeze(model, prefixes):
+    """--freeze: fix the parameters under each prefix (finetune.freeze: 'features' means all but
+    the head on models without a features part); returns the names frozen."""
+    from .finetune import freeze
+    if not prefixes:
+        return []
+    try:
+        return freeze(model, *prefixes)
+    except KeyError as exc:
+        raise CLIError(f"--freeze: {exc.args[0].removeprefix('freeze: ')}") from exc
 
 
 def _resume(trainer, path, args, planned_epochs):

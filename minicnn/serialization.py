@@ -79,24 +79,32 @@ def save(obj, path):
     arrays = {}
     structure = _encode(obj, (), arrays)      # all type checks happen before any file is touched
     arrays[STRUCTURE_KEY] = np.array(json.dumps({"format": FORMAT, "root": structure}))
+    write_atomic(path, lambda f: np.savez(f, **arrays), "save")
+
+
+def write_atomic(path, write, caller):
+    """Create or replace the file at `path` atomically: `write(f)` fills a temporary file in the
+    same folder, which is flushed, fsync'ed and renamed over `path` (os.replace); a crash
+    mid-write leaves the old file intact. OSErrors name `path` (not the temporary file) and start
+    with `caller`, the public function's name (`save`, `save_safetensors`)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(errno.ENOENT, f"save: cannot write {path}: its folder {folder} "
+        raise FileNotFoundError(errno.ENOENT, f"{caller}: cannot write {path}: its folder {folder} "
                                               f"does not exist")
     try:
-        _write_atomic(arrays, path, folder)
+        _write_temp_then_rename(write, path, folder)
     except OSError as exc:  # name the user's path, not the temporary file's
-        raise _naming(exc, f"save: cannot write {path}") from exc
+        raise _naming(exc, f"{caller}: cannot write {path}") from exc
     _fsync_folder(folder)
 
 
-def _write_atomic(arrays, path, folder):
-    """np.savez into a temporary file in `folder`, fsync'ed, then renamed over `path`."""
+def _write_temp_then_rename(write, path, folder):
+    """`write(f)` into a temporary file in `folder`, fsync'ed, then renamed over `path`."""
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -28,7 +28,7 @@ NOTEBOOKS = sorted(ROOT.glob("*.ipynb"))
 BUDGET_S = float(os.environ.get("MINICNN_NOTEBOOK_TIMEOUT", 240))  # per notebook, whole run
 EXPECTED = ["01_convolution", "02_activations", "03_pooling", "04_autograd", "05_backprop_conv",
             "06_alexnet", "07_training_lenet", "08_architectures", "09_saliency",
-            "10_speed_ladder", "11_alphago", "12_break_the_backward"]
+            "10_speed_ladder", "11_alphago", "12_break_the_backward", "13_fine_tuning"]
 
 _timings = {}
 

@@ -27,7 +27,7 @@ from ..random import get_rng
 __all__ = ["Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
            "RandomResizedCrop", "RandomRotation", "Resize", "CenterCrop", "ToFloat", "PCALighting",
            "Lambda", "resize", "rotate", "crop", "pad", "rng_scope",
-           "IMAGENET_EIGVAL", "IMAGENET_EIGVEC"]
+           "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 # ---- where random transforms get their random numbers -------------------------------------------
 
@@ -396,6 +396,11 @@ class RandomRotation:
     def __repr__(self):
         return f"RandomRotation(degrees={self.degrees})"
 
+
+# ImageNet's per-channel RGB mean and standard deviation for pixels in [0, 1]: the Normalize that
+# torchvision's ImageNet weights expect (`Normalize(IMAGENET_MEAN, IMAGENET_STD)`).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # ImageNet's RGB eigenvalues and eigenvectors (columns) for pixels in [0, 1], as published with
 # fb.resnet.torch and used by most re-implementations of AlexNet's "PCA colour augmentation".

@@ -30,3 +30,13 @@ def check_choice(name, arg, value, choices):
     if value not in choices:
         listed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name}: expected {arg} to be one of {listed}, got {value!r}")
+
+
+def with_weights(model, weights):
+    """`model` with the weight file `weights` (a path, or None for none) loaded into it by
+    `minicnn.weights.load_weights`: a head for another number of classes is left new (with a
+    warning); any other misfit raises StateDictError naming the file."""
+    if weights is not None:
+        from ..weights import load_weights
+        load_weights(model, weights)
+    return model

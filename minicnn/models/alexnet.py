@@ -42,7 +42,7 @@ do: conv1 becomes 5x5, stride 1, pad 2 (no stride-4 stem), so the maps are 32 ->
 """
 from .. import functional as F
 from .. import nn
-from ._utils import check_choice, check_common, scaled
+from ._utils import check_choice, check_common, scaled, with_weights
 
 VARIANTS = ("paper", "torchvision", "bn")
 LRN_ARGS = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
@@ -50,6 +50,7 @@ LRN_ARGS = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
 
 class AlexNet(nn.Module):
     """features -> (avgpool) -> flatten -> classifier."""
+    head_names = ("classifier.6",)   # the layer whose size is the number of classes
 
     def __init__(self, features, classifier, avgpool=None, feature_shape=None, input_hint=""):
         super().__init__()
@@ -148,10 +149,12 @@ def _torchvision(num_classes, in_channels, w, small_input):
     return features, c5
 
 
-def alexnet(num_classes=1000, in_channels=3, width_mult=1.0, variant="paper", small_input=False):
+def alexnet(num_classes=1000, in_channels=3, width_mult=1.0, variant="paper", small_input=False,
+            weights=None):
     """AlexNet; `variant` is "paper" (60,965,224 parameters), "torchvision" (61,100,840) or "bn".
 
-    See the module docstring for the layer table, names and the small_input stem.
+    See the module docstring for the layer table, names and the small_input stem. `weights`: a
+    weight file to load (see minicnn.weights.load_weights).
     """
     check_common("alexnet", num_classes, in_channels, width_mult)
     check_choice("alexnet", "variant", variant, VARIANTS)
@@ -162,7 +165,9 @@ def alexnet(num_classes=1000, in_channels=3, width_mult=1.0, variant="paper", sm
     classifier = _classifier(channels * side * side, hidden, num_classes,
                              dropout_first=(variant == "torchvision"))
     if variant == "torchvision":
-        return AlexNet(features, classifier, avgpool=nn.AdaptiveAvgPool2d((side, side)))
+        return with_weights(AlexNet(features, classifier, avgpool=nn.AdaptiveAvgPool2d((side, side))),
+                            weights)
     size = 32 if small_input else 227
-    return AlexNet(features, classifier, feature_shape=(channels, side, side),
-                   input_hint=f"(N, {in_channels}, {size}, {size})")
+    model = AlexNet(features, classifier, feature_shape=(channels, side, side),
+                    input_hint=f"(N, {in_channels}, {size}, {size})")
+    return with_weights(model, weights)

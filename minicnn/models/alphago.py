@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn
-from ._utils import check_common, scaled
+from ._utils import check_common, scaled, with_weights
 
 
 class AlphaGoPolicy(nn.Module):
@@ -53,15 +53,16 @@ class AlphaGoPolicy(nn.Module):
 
 
 def alphago_policy(k=192, in_planes=48, board_size=19, num_classes=None, in_channels=None,
-                   width_mult=1.0):
+                   width_mult=1.0, weights=None):
     """AlphaGo's SL policy net: 3,882,793 parameters for k=192, 48 planes, 19x19.
 
     Returns (N, board_size**2) logits. `num_classes`, if given, must equal board_size**2 (one
-    class per point); `in_channels`, if given, replaces `in_planes`.
+    class per point); `in_channels`, if given, replaces `in_planes`. `weights`: a weight file to
+    load (see minicnn.weights.load_weights).
     """
     if num_classes is not None and num_classes != board_size * board_size:
         raise ValueError(f"alphago_policy: num_classes must be board_size**2 = {board_size * board_size}"
                          f" (one class per board point), got {num_classes}")
     if in_channels is not None:
         in_planes = in_channels
-    return AlphaGoPolicy(k, in_planes, board_size, width_mult)
+    return with_weights(AlphaGoPolicy(k, in_planes, board_size, width_mult), weights)

@@ -35,6 +35,8 @@ logits alone. The paper adds the aux losses with weight 0.3: `googlenet_loss` do
 Parameters for 1000 classes (weights and biases): 6,998,552 without the aux classifiers (the
 paper's table, which rounds and leaves out biases, sums to about 6.8M), 13,378,280 with them.
 Names are this module's own (conv1, inception3a.branch2.2.weight, aux1.fc1.weight, fc, ...).
+torchvision's GoogLeNet (batch norm, other names) is `googlenet(variant="torchvision")`, in
+googlenet_torchvision.py; its ImageNet weights load there.
 
 small_input=True (32x32 images): conv1 is 3x3/1 (pad 1) and maxpool1 is skipped (Identity), so
 the maps are 32 -> maxpool2 16 (3a, 3b) -> 8 (4a-4e) -> 4 (5a, 5b) -> global average; the aux
@@ -42,7 +44,7 @@ classifiers average-pool their 8x8 input to 4x4 adaptively (same FC sizes as the
 """
 from .. import functional as F
 from .. import nn
-from ._utils import check_common, scaled
+from ._utils import check_choice, check_common, scaled, with_weights
 
 LRN_ARGS = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
 AUX_WEIGHT = 0.3
@@ -105,6 +107,9 @@ class InceptionAux(nn.Module):
 
 
 class GoogLeNet(nn.Module):
+    head_names = ("fc", "aux1.fc2", "aux2.fc2")   # the layers whose size is the number of classes
+    optional_names = ("aux1", "aux2")              # a weight file may have them or not
+
     def __init__(self, num_classes=1000, in_channels=3, width_mult=1.0, aux_logits=True,
                  small_input=False):
         super().__init__()
@@ -123,15 +128,7 @@ class GoogLeNet(nn.Module):
         self.lrn2 = nn.LocalResponseNorm(**LRN_ARGS)
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
 
-        channels = s(192)
-        for name in INCEPTION:
-            module = Inception(channels, *(s(c) for c in INCEPTION[name]))
-            setattr(self, "inception" + name, module)
-            channels = module.out_channels
-            if name == "3b":
-                self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-            elif name == "4e":
-                self.maxpool4 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        channels = add_inceptions(self, Inception, s(192), s, pool4_size=3)
         if self.aux_logits:
             self.aux1 = InceptionAux(self.inception4a.out_channels, num_classes, width_mult, small_input)
             self.aux2 = InceptionAux(self.inception4d.out_channels, num_classes, width_mult, small_input)
@@ -155,22 +152,63 @@ class GoogLeNet(nn.Module):
     def forward(self, x):
         x = self.maxpool1(self.conv1(x))
         x = self.maxpool2(self.lrn2(self.conv3(self.conv2(self.lrn1(x)))))
-        x = self.maxpool3(self.inception3b(self.inception3a(x)))
-        x = self.inception4a(x)
-        aux = self.training and self.aux_logits
-        aux1 = self.aux1(x) if aux else None
-        x = self.inception4d(self.inception4c(self.inception4b(x)))
-        aux2 = self.aux2(x) if aux else None
-        x = self.maxpool4(self.inception4e(x))
-        x = self.inception5b(self.inception5a(x))
-        x = F.flatten(self.avgpool(x), 1)
-        logits = self.fc(self.dropout(x))
-        return (logits, aux1, aux2) if aux else logits
+        return inceptions_and_head(self, x)
 
 
-def googlenet(num_classes=1000, in_channels=3, width_mult=1.0, aux_logits=True, small_input=False):
-    """GoogLeNet (Inception v1) as in the paper's Table 1; see the module docstring."""
-    return GoogLeNet(num_classes, in_channels, width_mult, aux_logits, small_input)
+def add_inceptions(net, make, channels, s, pool4_size):
+    """Inception 3a ... 5b as `net.inception3a` ..., built by `make(in_channels, *widths)` with the
+    table's widths scaled by `s`; `maxpool3` (3x3/2) after 3b and `maxpool4` (pool4_size/2) after
+    4e, both rounding up. Returns the channels of 5b's output."""
+    for name in INCEPTION:
+        module = make(channels, *(s(c) for c in INCEPTION[name]))
+        setattr(net, "inception" + name, module)
+        channels = module.out_channels
+        if name == "3b":
+            net.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        elif name == "4e":
+            net.maxpool4 = nn.MaxPool2d(pool4_size, stride=2, ceil_mode=True)
+    return channels
+
+
+def inceptions_and_head(net, x):
+    """From the stem's output to the logits, the part the paper's and torchvision's GoogLeNets
+    share: `(logits, aux1, aux2)` in training mode with aux classifiers, else the logits."""
+    x = net.maxpool3(net.inception3b(net.inception3a(x)))
+    x = net.inception4a(x)
+    aux = net.training and net.aux_logits
+    aux1 = net.aux1(x) if aux else None
+    x = net.inception4d(net.inception4c(net.inception4b(x)))
+    aux2 = net.aux2(x) if aux else None
+    x = net.maxpool4(net.inception4e(x))
+    x = net.inception5b(net.inception5a(x))
+    logits = net.fc(net.dropout(F.flatten(net.avgpool(x), 1)))
+    return (logits, aux1, aux2) if aux else logits
+
+
+def googlenet(num_classes=1000, in_channels=3, width_mult=1.0, aux_logits=True, small_input=False,
+              variant="paper", transform_input=None, weights=None):
+    """GoogLeNet (Inception v1): variant="paper" as in the paper's Table 1 (see the module
+    docstring), or variant="torchvision", torchvision's rebuild with batch norm and its names
+    (see googlenet_torchvision.py), whose ImageNet weights load with `weights=`.
+
+    `transform_input` (torchvision variant only): take ImageNet-normalised images and map them to
+    the [-1, 1] scaling torchvision's ImageNet weights were trained on; by default True when
+    `weights` is given, as torchvision does when it loads its weights, else False.
+    `weights`: a weight file to load (see minicnn.weights.load_weights); a file with aux
+    classifiers loads into a model without them (they are dropped)."""
+    check_common("googlenet", num_classes, in_channels, width_mult)
+    check_choice("googlenet", "variant", variant, ("paper", "torchvision"))
+    if variant == "paper":
+        if transform_input:
+            raise ValueError("googlenet: transform_input belongs to variant='torchvision'")
+        return with_weights(GoogLeNet(num_classes, in_channels, width_mult, aux_logits, small_input),
+                            weights)
+    from .googlenet_torchvision import GoogLeNetTorchvision
+    if transform_input is None:
+        transform_input = weights is not None
+    model = GoogLeNetTorchvision(num_classes, in_channels, width_mult, aux_logits, transform_input,
+                                 small_input)
+    return with_weights(model, weights)
 
 
 def googlenet_loss(outputs, target, aux_weight=AUX_WEIGHT):

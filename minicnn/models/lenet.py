@@ -22,10 +22,12 @@ Names: `features.0` conv1, `features.3` conv2, `classifier.0/.2/.4` fc1/fc2/fc3.
 """
 from .. import functional as F
 from .. import nn
-from ._utils import check_choice, check_common, scaled
+from ._utils import check_choice, check_common, scaled, with_weights
 
 
 class LeNet5(nn.Module):
+    head_names = ("classifier.4",)   # the layer whose size is the number of classes
+
     def __init__(self, num_classes=10, in_channels=1, width_mult=1.0, activation="relu", pool="max"):
         super().__init__()
         check_common("lenet5", num_classes, in_channels, width_mult)
@@ -57,6 +59,7 @@ class LeNet5(nn.Module):
         return self.classifier(x)
 
 
-def lenet5(num_classes=10, in_channels=1, width_mult=1.0, activation="relu", pool="max"):
-    """LeNet-5 for 28x28 inputs: 61,706 parameters for 10 classes (see the module docstring)."""
-    return LeNet5(num_classes, in_channels, width_mult, activation, pool)
+def lenet5(num_classes=10, in_channels=1, width_mult=1.0, activation="relu", pool="max", weights=None):
+    """LeNet-5 for 28x28 inputs: 61,706 parameters for 10 classes (see the module docstring);
+    `weights`: a weight file to load (see minicnn.weights.load_weights)."""
+    return with_weights(LeNet5(num_classes, in_channels, width_mult, activation, pool), weights)

@@ -32,7 +32,7 @@ the max pool is skipped (Identity): stages at 32, 16, 8, 4. `width_mult` scales 
 """
 from .. import functional as F
 from .. import nn
-from ._utils import check_common, scaled
+from ._utils import check_common, scaled, with_weights
 
 
 def conv3x3(in_planes, out_planes, stride=1):
@@ -93,6 +93,8 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
+    head_names = ("fc",)   # the layers whose size is the number of classes
+
     def __init__(self, block, layers, num_classes=1000, in_channels=3, width_mult=1.0,
                  small_input=False, shortcut=True, name="resnet"):
         super().__init__()
@@ -137,43 +139,50 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
-def resnet18(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
+def resnet18(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False, weights=None):
     """ResNet-18: BasicBlock x [2, 2, 2, 2], 11,689,512 parameters (torchvision's resnet18)."""
-    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, width_mult, small_input,
-                  name="resnet18")
+    model = ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, width_mult, small_input,
+                   name="resnet18")
+    return with_weights(model, weights)
 
 
-def resnet34(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
+def resnet34(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False, weights=None):
     """ResNet-34: BasicBlock x [3, 4, 6, 3], 21,797,672 parameters (torchvision's resnet34)."""
-    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels, width_mult, small_input,
-                  name="resnet34")
+    model = ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels, width_mult, small_input,
+                   name="resnet34")
+    return with_weights(model, weights)
 
 
-def resnet50(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
+def resnet50(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False, weights=None):
     """ResNet-50: Bottleneck x [3, 4, 6, 3], 25,557,032 parameters (torchvision's resnet50)."""
-    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels, width_mult, small_input,
-                  name="resnet50")
+    model = ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels, width_mult, small_input,
+                   name="resnet50")
+    return with_weights(model, weights)
 
 
-def resnet101(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
+def resnet101(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False, weights=None):
     """ResNet-101: Bottleneck x [3, 4, 23, 3], 44,549,160 parameters (torchvision's resnet101)."""
-    return ResNet(Bottleneck, [3, 4, 23, 3], num_classes, in_channels, width_mult, small_input,
-                  name="resnet101")
+    model = ResNet(Bottleneck, [3, 4, 23, 3], num_classes, in_channels, width_mult, small_input,
+                   name="resnet101")
+    return with_weights(model, weights)
 
 
-def resnet152(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
+def resnet152(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False, weights=None):
     """ResNet-152: Bottleneck x [3, 8, 36, 3], 60,192,808 parameters (torchvision's resnet152)."""
-    return ResNet(Bottleneck, [3, 8, 36, 3], num_classes, in_channels, width_mult, small_input,
-                  name="resnet152")
+    model = ResNet(Bottleneck, [3, 8, 36, 3], num_classes, in_channels, width_mult, small_input,
+                   name="resnet152")
+    return with_weights(model, weights)
 
 
-def plain18(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
+def plain18(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False, weights=None):
     """ResNet-18's layers with every shortcut (and projection) removed: 11,515,688 parameters."""
-    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, width_mult, small_input,
-                  shortcut=False, name="plain18")
+    model = ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, width_mult, small_input,
+                   shortcut=False, name="plain18")
+    return with_weights(model, weights)
 
 
-def plain34(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
+def plain34(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False, weights=None):
     """ResNet-34's layers with every shortcut (and projection) removed: 21,623,848 parameters."""
-    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels, width_mult, small_input,
-                  shortcut=False, name="plain34")
+    model = ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels, width_mult, small_input,
+                   shortcut=False, name="plain34")
+    return with_weights(model, weights)

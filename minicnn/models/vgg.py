@@ -27,7 +27,7 @@ avgpool = AdaptiveAvgPool2d((1, 1)), and fc6 reads 512 features instead of 512 x
 """
 from .. import functional as F
 from .. import nn
-from ._utils import check_choice, check_common, scaled
+from ._utils import check_choice, check_common, scaled, with_weights
 
 # ints: 3x3 convs with that many filters; (n, 1): a 1x1 conv; "M": max pool 2x2/2; "LRN"
 CFGS = {
@@ -62,6 +62,8 @@ def make_features(cfg, in_channels, batch_norm, width_mult):
 
 
 class VGG(nn.Module):
+    head_names = ("classifier.6",)   # the layer whose size is the number of classes
+
     def __init__(self, features, channels, num_classes=1000, width_mult=1.0, small_input=False):
         super().__init__()
         side = 1 if small_input else 7
@@ -94,29 +96,35 @@ class VGG(nn.Module):
         return self.classifier(x)
 
 
-def vgg(cfg, batch_norm=False, num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
-    """VGG with configuration `cfg` in "A", "A-LRN", "B", "C", "D", "E" (see the table above)."""
+def vgg(cfg, batch_norm=False, num_classes=1000, in_channels=3, width_mult=1.0, small_input=False,
+        weights=None):
+    """VGG with configuration `cfg` in "A", "A-LRN", "B", "C", "D", "E" (see the table above);
+    `weights`: a weight file to load (see minicnn.weights.load_weights)."""
     check_choice("vgg", "cfg", cfg, tuple(CFGS))
     check_common("vgg", num_classes, in_channels, width_mult)
     features, channels = make_features(CFGS[cfg], in_channels, batch_norm, width_mult)
-    return VGG(features, channels, num_classes, width_mult, small_input)
+    return with_weights(VGG(features, channels, num_classes, width_mult, small_input), weights)
 
 
-def vgg11(batch_norm=False, num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
+def vgg11(batch_norm=False, num_classes=1000, in_channels=3, width_mult=1.0, small_input=False,
+          weights=None):
     """VGG-11, configuration A: 132,863,336 parameters (torchvision's vgg11)."""
-    return vgg("A", batch_norm, num_classes, in_channels, width_mult, small_input)
+    return vgg("A", batch_norm, num_classes, in_channels, width_mult, small_input, weights)
 
 
-def vgg13(batch_norm=False, num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
+def vgg13(batch_norm=False, num_classes=1000, in_channels=3, width_mult=1.0, small_input=False,
+          weights=None):
     """VGG-13, configuration B: 133,047,848 parameters (torchvision's vgg13)."""
-    return vgg("B", batch_norm, num_classes, in_channels, width_mult, small_input)
+    return vgg("B", batch_norm, num_classes, in_channels, width_mult, small_input, weights)
 
 
-def vgg16(batch_norm=False, num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
+def vgg16(batch_norm=False, num_classes=1000, in_channels=3, width_mult=1.0, small_input=False,
+          weights=None):
     """VGG-16, configuration D: 138,357,544 parameters (torchvision's vgg16)."""
-    return vgg("D", batch_norm, num_classes, in_channels, width_mult, small_input)
+    return vgg("D", batch_norm, num_classes, in_channels, width_mult, small_input, weights)
 
 
-def vgg19(batch_norm=False, num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
+def vgg19(batch_norm=False, num_classes=1000, in_channels=3, width_mult=1.0, small_input=False,
+          weights=None):
     """VGG-19, configuration E: 143,667,240 parameters (torchvision's vgg19)."""
-    return vgg("E", batch_norm, num_classes, in_channels, width_mult, small_input)
+    return vgg("E", batch_norm, num_classes, in_channels, width_mult, small_input, weights)

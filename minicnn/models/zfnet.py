@@ -32,12 +32,14 @@ maps are 32 -> pool 16 -> 16 -> pool 8 -> 8 -> pool 3 and fc6 reads 512 x 3 x 3.
 """
 from .. import functional as F
 from .. import nn
-from ._utils import check_common, scaled
+from ._utils import check_common, scaled, with_weights
 
 LRN_ARGS = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
 
 
 class ZFNet(nn.Module):
+    head_names = ("classifier.6",)   # the layer whose size is the number of classes
+
     def __init__(self, num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
         super().__init__()
         check_common("zfnet", num_classes, in_channels, width_mult)
@@ -85,6 +87,7 @@ class ZFNet(nn.Module):
         return self.classifier(x)
 
 
-def zfnet(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False):
-    """ZFNet for 224x224 inputs (or 32x32 with small_input); see the module docstring."""
-    return ZFNet(num_classes, in_channels, width_mult, small_input)
+def zfnet(num_classes=1000, in_channels=3, width_mult=1.0, small_input=False, weights=None):
+    """ZFNet for 224x224 inputs (or 32x32 with small_input); see the module docstring.
+    `weights`: a weight file to load (see minicnn.weights.load_weights)."""
+    return with_weights(ZFNet(num_classes, in_channels, width_mult, small_input), weights)

@@ -276,9 +276,38 @@ class Module:
         return self.train(False)
 
     def requires_grad_(self, requires_grad=True):
+        """Set `requires_grad` of every parameter (False freezes the whole module); returns self.
+        A frozen parameter gets no `.grad` in backward, so optimisers leave it as it is."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
+
+    def freeze(self, *prefixes):
+        """Freeze (`requires_grad = False`) the parameters named by `prefixes`: a prefix takes the
+        parameter of that name and everything under it ("features" takes `features.0.weight`,
+        "layer1.0" takes `layer1.0.conv1.weight`; "layer1" does not take `layer10.*`). With no
+        prefix, every parameter. Returns the names frozen; a prefix that names no parameter raises
+        KeyError listing the top-level names there are. `unfreeze` undoes it."""
+        return self._set_requires_grad("freeze", prefixes, False)
+
+    def unfreeze(self, *prefixes):
+        """The parameters under `prefixes` (all with none) learn again; see `freeze`."""
+        return self._set_requires_grad("unfreeze", prefixes, True)
+
+    def _set_requires_grad(self, fn, prefixes, flag):
+        named = list(self.named_parameters())
+        for prefix in prefixes:
+            if not isinstance(prefix, str):
+                raise TypeError(f"{fn}: expected parameter name prefixes (strings), got {prefix!r}")
+            if not any(_under(name, prefix) for name, _ in named):
+                tops = sorted({name.split(".")[0] for name, _ in named})
+                raise KeyError(f"{fn}: {type(self).__name__} has no parameter named {prefix!r} or "
+                               f"under it; its top-level names are {', '.join(tops)}")
+        chosen = [(name, p) for name, p in named
+                  if not prefixes or any(_under(name, prefix) for prefix in prefixes)]
+        for _, p in chosen:
+            p.requires_grad_(flag)
+        return [name for name, _ in chosen]
 
     def zero_grad(self, set_to_none=True):
         """Forget accumulated gradients: `.grad = None` (PyTorch's default), or zeros."""
@@ -356,12 +385,15 @@ class Module:
         and device. All or nothing: every key, shape, dtype and cast is checked before the first
         copy, and one error lists every problem: missing and unexpected keys (only when `strict`),
         shape mismatches (always, as PyTorch) and values that are not numeric arrays.
-        Returns `(missing_keys, unexpected_keys)`."""
+        Entries a layer lists in `_optional_state` may be absent (batch norm's
+        `num_batches_tracked`, which older PyTorch files lack): they keep their value, as PyTorch
+        does. Returns `(missing_keys, unexpected_keys)`."""
         if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
             raise TypeError(f"load_state_dict: expected a dict name -> array, got "
                             f"{type(state_dict).__name__}")
         own = self.state_dict(keep_vars=True)
-        missing = [k for k in own if k not in state_dict]
+        optional = self._optional_state_keys()
+        missing = [k for k in own if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in own]
         problems, values = [], {}
         for key, target in own.items():
@@ -387,6 +419,13 @@ class Module:
             else:
                 np.copyto(own[key].data, value)   # in place: optimisers keep their references
         return IncompatibleKeys(missing, unexpected)
+
+    _optional_state = ()   # names of buffers a state dict may leave out (see load_state_dict)
+
+    def _optional_state_keys(self):
+        return {prefix + ("." if prefix else "") + key
+                for prefix, module in self.named_modules(remove_duplicate=False)
+                for key in module._optional_state}
 
     # ---- printing -----------------------------------------------------------------------------------
     def extra_repr(self):
@@ -419,6 +458,11 @@ def _cast_for(key, value, target):
         return None, (f"size mismatch for {key}: copying a param with shape {tuple(value.shape)} "
                       f"from checkpoint, the shape in current model is {target.shape}.")
     return value.astype(target.dtype, copy=False), None
+
+
+def _under(name, prefix):
+    """Whether the dotted `name` is `prefix` or lies under it (whole name parts only)."""
+    return name == prefix or name.startswith(prefix + ".")
 
 
 def _looks_like_device(value):

@@ -17,6 +17,7 @@ from .module import Module, Parameter
 
 class _BatchNorm(Module):
     _expected = ()   # allowed input ranks
+    _optional_state = ("num_batches_tracked",)   # older PyTorch files lack it: kept as it is
     _shape_text = ""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
