@@ -1,4 +1,4 @@
-"""docs/notebooks/: the twelve lecture notebooks, executed and rendered as HTML pages
+"""docs/notebooks/: the lecture notebooks, executed and rendered as HTML pages
 (tools/render_notebooks.py), readable without Jupyter. Checks that every lecture notebook has
 its page, that the pages carry the outputs and figures and no errors, that they stay small,
 and that the renderer embeds a figure in a self-contained page."""
@@ -25,7 +25,7 @@ def _tool():
 
 
 def test_every_lecture_notebook_has_its_page():
-    assert len(LECTURES) == 12
+    assert len(LECTURES) >= 13   # 01-12 and 13, fine-tuning
     index = (PAGES / "index.html").read_text()
     for nb_path in LECTURES:
         page = PAGES / f"{nb_path.stem}.html"

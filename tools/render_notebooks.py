@@ -1,8 +1,8 @@
-"""Run the twelve lecture notebooks and write them, with their outputs and figures, as HTML pages
+"""Run the lecture notebooks and write them, with their outputs and figures, as HTML pages
 under docs/notebooks/ that any browser (a phone too) reads without Jupyter.
 
     pip install -e ".[docs]"                  # nbconvert, nbclient, ipykernel
-    MINICNN_DATA=../shared/data python tools/render_notebooks.py          # all twelve, ~5 min
+    MINICNN_DATA=../shared/data python tools/render_notebooks.py          # all of them, ~5 min
     python tools/render_notebooks.py 07_training_lenet 09_saliency          # some only
 
 Each page is nbconvert's "basic" template (the cells, no 300 KB of JupyterLab CSS per page) in a
@@ -122,7 +122,7 @@ def write_index(out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help="notebook names without .ipynb (default: all twelve)")
+    parser.add_argument("names", nargs="*", help="notebook names without .ipynb (default: all)")
     parser.add_argument("--out", type=pathlib.Path, default=OUT)
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     args = parser.parse_args(argv)
