@@ -314,7 +314,8 @@ def test_cpu_conv_plan_choice(monkeypatch):
                                     ((5, 600, 2, 2), (8, 600, 1, 1), 1, 0)])
 def test_cpu_folded_plan_equals_reference(monkeypatch, shapes):
     """The folded plan (the batch moved inside one product per group) gives the reference's
-    output and gradients, with groups, padding and a 1x1 kernel; a second backward too."""
+    output and gradients, with groups, padding and a 1x1 kernel; a second backward too (each
+    rebuilds the columns)."""
     x_shape, w_shape, groups, padding = shapes
     monkeypatch.setattr(numba_conv, "FOLD_MIN_WEIGHTS", 1)
     rng = np.random.default_rng(3)
@@ -327,7 +328,7 @@ def test_cpu_folded_plan_equals_reference(monkeypatch, shapes):
     np.testing.assert_allclose(out, want, rtol=1e-10, atol=1e-10)
     g = rng.standard_normal(out.shape)
     want_grads = ref_conv.conv2d_backward(ref_saved, g, (True, True, True))
-    for _ in range(2):   # the second backward recomputes the columns it freed
+    for _ in range(2):   # each backward rebuilds the columns from x
         for got, ref in zip(numba_conv.conv2d_backward(saved, g, (True, True, True)), want_grads):
             np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
 
