@@ -22,7 +22,6 @@ estimate for 8 machines, `estimate()`) from the .json without measuring again.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -152,15 +151,9 @@ def run_layout(names, ranks, quick):
 def machine():
     import numba
     import numpy as np
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from fair import machine as the_machine
     from mpi4py import MPI
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__,
+    return {**the_machine(), "numpy": np.__version__, "numba": numba.__version__,
             "mpi": " ".join(MPI.Get_library_version().splitlines()[0].split()),
             "date": time.strftime("%Y-%m-%d")}
 

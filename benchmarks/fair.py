@@ -25,12 +25,25 @@ worker's own prints go to stderr. A benchmark with other turns (an epoch of trai
 """
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
 import time
 
 SETTLE_S = 0.3  # OpenBLAS's and libgomp's idle threads spin for up to ~0.1 s before sleeping
+
+
+def machine():
+    """The machine a result was measured on: processor, cores, Python, OS."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform()}
 
 
 # ---- the parent -----------------------------------------------------------------------------

@@ -21,7 +21,6 @@ read minicnn's OMP_WAIT_POLICY: results from before then are not comparable.)
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -142,15 +141,7 @@ def worker(name, args):
 
 
 def machine():
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    return {**fair.machine(), "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
 def markdown(result):

@@ -16,7 +16,6 @@ Targets (issue #15): every step <= 1.0x PyTorch's time, the median <= 0.85x; pea
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -104,17 +103,6 @@ WORKERS = {"minicnn": minicnn_step, "pytorch": pytorch_step}
 
 
 # ---- the report -----------------------------------------------------------------------------
-def machine():
-    info = {"cpu": platform.processor(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return info
-
-
 def markdown(result):
     lines = [f"# Model ladder ({result['date']})", "",
              "One training step (forward, cross-entropy, backward, SGD momentum + weight decay), float32.",
@@ -153,7 +141,7 @@ def main(argv=None):
     rounds, repeats = (1, 3) if args.quick else (args.rounds, args.repeats)
     cases = [c for c in CASES if args.only in c]
     times = fair.compare(__file__, ["minicnn", "pytorch"], cases, rounds, repeats, log=print)
-    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "rounds": rounds,
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": fair.machine(), "rounds": rounds,
               "repeats": repeats, "time": {}, "memory": {}}
     for case in cases:
         r = times[case]
