@@ -32,18 +32,30 @@ import sys
 import time
 
 SETTLE_S = 0.3  # OpenBLAS's and libgomp's idle threads spin for up to ~0.1 s before sleeping
+# The environment the user started the benchmark with, taken when this module is imported (before
+# any minicnn kernel runs in the parent: the first one sets OMP_WAIT_POLICY in os.environ, which
+# a PyTorch worker started with os.environ would inherit). Every worker starts with this one.
+USER_ENV = dict(os.environ)
 
 
 def machine():
-    """The machine a result was measured on: processor, cores, Python, OS."""
+    """The machine a result was measured on: processor, cores, Python, OS, and the versions of
+    the packages compared (read from their metadata: this process imports neither framework)."""
+    from importlib import metadata
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform()}
+    for package in ("numpy", "numba", "torch"):
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return info
 
 
 # ---- the parent -----------------------------------------------------------------------------
@@ -52,7 +64,7 @@ class Worker:
 
     def __init__(self, script, name, args=()):
         self.name = name
-        self.proc = subprocess.Popen([sys.executable, script, "--worker", name, *args],
+        self.proc = subprocess.Popen([sys.executable, script, "--worker", name, *args], env=USER_ENV,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def ask(self, **command):

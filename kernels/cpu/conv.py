@@ -66,7 +66,7 @@ from .gemm import matmul
 u = np.uint64
 
 WORKSPACE_BYTES = 256 * 2**20  # never allocate a larger im2col buffer for one chunk of samples
-CHUNK_BYTES = 16 * 2**20       # the chunk size aimed at (plan 3)
+CHUNK_BYTES = 16 * 2**20       # the chunk size aimed at (plan 4)
 WINOGRAD = True                # plan 1 on or off
 WINOGRAD_MIN_CHANNELS = 16     # ... for layers with at least this many channels per group in and out
 WINOGRAD_MIN_TILES = 128       # ... and at least this many 2x2 output tiles in the batch
@@ -147,11 +147,12 @@ def conv2d_forward(x, weight, bias, geom):
     if _winograd_suits(x, weight, geom):
         return winograd.conv2d_forward(x, weight, bias, geom)
     N, (O, Kg) = x.shape[0], (weight.shape[0], weight[0].size)
+    cols_bytes = _columns_bytes(x, weight, geom)
     if (N > 1 and geom.oh * geom.ow < FOLD_BELOW and O * Kg >= FOLD_MIN_WEIGHTS * geom.groups
-            and _columns_bytes(x, weight, geom) <= WORKSPACE_BYTES):
+            and cols_bytes <= WORKSPACE_BYTES):
         return _forward_folded(x, weight, bias, geom)
     edges = _batch_slices(N, O * Kg * geom.oh * geom.ow)
-    if len(edges) > 2 and gemm_for(x.dtype) is not None and _columns_bytes(x, weight, geom) <= CHUNK_BYTES * (len(edges) - 1):
+    if len(edges) > 2 and gemm_for(x.dtype) is not None and cols_bytes <= CHUNK_BYTES * (len(edges) - 1):
         return _forward_in_slices(x, weight, bias, geom, edges)
     return _forward_in_chunks(x, weight, bias, geom)
 
@@ -215,8 +216,7 @@ def _forward_folded(x, weight, bias, geom):
     out = _unfold(matmul(w3, colsT), N).reshape(N, O, geom.oh, geom.ow)
     if bias is not None:
         out += bias.reshape(1, O, 1, 1)
-    # colsT is not kept: the backward rebuilds it from x (a transposed copy, im2col for k > 1),
-    # which holds a step's peak memory near PyTorch's (ResNet-18: 1.9x with it kept)
+    # colsT (kh*kw times x for k > 1) is not kept: the backward rebuilds it from x
     return out, types.SimpleNamespace(plan="folded", x=x, weight=weight, geom=geom)
 
 
