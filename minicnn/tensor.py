@@ -1,9 +1,10 @@
 """The autograd core: Tensor, Function and the backward walk over the graph.
 
 Define-by-run: every op is a `Function` whose `apply` runs `forward` on raw arrays and, when a
-gradient is wanted, records a `Context` node that remembers the inputs. `Tensor.backward` sorts
-those nodes in reverse topological order and calls each node's hand-written `backward` once,
-after every consumer of its outputs has added its share of the gradient.
+gradient is wanted, records a `Context` node that remembers where its inputs came from.
+`Tensor.backward` sorts those nodes in reverse topological order and calls each node's
+hand-written `backward` once, after every consumer of its outputs has added its share of the
+gradient.
 
 Everything op-specific (add, conv2d, ...) lives in `minicnn.functional`; this file only knows
 how to build and walk the graph.
@@ -191,7 +192,7 @@ class Context:
     def __init__(self, fn):
         self.fn = fn
         self.saved = ()
-        self.inputs = []           # Tensor (requiring grad) or None, one per positional input
+        self.inputs = []           # one per positional input: a leaf Tensor, an Output, or None
         self.out_meta = []         # (shape, dtype) of each output, to make zero grads
         self.retained = []         # outputs that asked for retain_grad, by index
         self.needs_input_grad = ()
@@ -227,6 +228,17 @@ class Context:
             else:
                 key = (id(t._node), t._index)
                 grads[key] = g if key not in grads else lookup("elementwise", g).add(grads[key], g)
+
+
+class Output:
+    """How a node remembers an input that another node computed: which node, which of its
+    outputs, and its shape; not the tensor. An activation no backward saved is then freed as
+    soon as the forward is done with it (a BatchNorm's output, once the ReLU after it has run),
+    as in PyTorch. Leaves (parameters, the user's tensors) are remembered as themselves."""
+    __slots__ = ("_node", "_index", "shape")
+
+    def __init__(self, t):
+        self._node, self._index, self.shape = t._node, t._index, t.shape
 
 
 def _buffer(a):
@@ -276,7 +288,8 @@ class Function:
         record = _grad_mode.enabled and any(ctx.needs_input_grad)
         tensors = tuple(Tensor(o, dtype=o.dtype) for o in outs)
         if record:
-            ctx.inputs = [a if need else None for a, need in zip(args, ctx.needs_input_grad)]
+            ctx.inputs = [None if not need else a if a._node is None else Output(a)
+                          for a, need in zip(args, ctx.needs_input_grad)]
             ctx.out_meta = [(o.shape, o.dtype) for o in outs]
             ctx.device = tensors[0].device
             for i, t in enumerate(tensors):

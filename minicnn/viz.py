@@ -430,9 +430,15 @@ def plot_activations(names=ACTIVATIONS, x_range=(-4.0, 4.0), save=None, figsize=
 
 # ---- computation graph --------------------------------------------------------------------------
 def _tensor_label(t, names):
-    name = names.get(id(t))
+    name = names.get(_tensor_key(t))
     shape = "x".join(str(s) for s in t.shape) or "scalar"
     return f"{name}\n{shape}" if name else shape
+
+
+def _tensor_key(t):
+    """An op's output is identified by (its Context, which output), a leaf by itself. (A Context
+    remembers an input another op computed as an Output, with the same _node and _index.)"""
+    return ("out", id(t._node), t._index) if t._node is not None else ("leaf", id(t))
 
 
 def graph_nodes(tensor, names=None):
@@ -442,16 +448,13 @@ def graph_nodes(tensor, names=None):
     labelled with its Function's class name) or "constant" (labelled "no grad": an input that
     needs no gradient, such as the data or a Python number, which the graph does not keep); edges: [(from_key, to_key)] in the direction data flows.
     The walk follows `Tensor._node` to the Context that made a tensor and `Context.inputs` to
-    the tensors it read. `names` maps tensors to labels, e.g. {x: "x", w: "w"}.
+    the tensors it read (leaves, or Outputs of other Contexts). `names` maps tensors to labels, e.g. {x: "x", w: "w"}.
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"graph_nodes: expected a Tensor, got {type(tensor).__name__}")
-    names = {id(t): str(n) for t, n in (names or {}).items()}
+    tensor_key = _tensor_key
+    names = {tensor_key(t): str(n) for t, n in (names or {}).items()}
     nodes, edges = {}, []
-
-    def tensor_key(t):
-        # an op's output is identified by (its Context, which output), a leaf by itself
-        return ("out", id(t._node), t._index) if t._node is not None else ("leaf", id(t))
 
     root = tensor_key(tensor)
     nodes[root] = ("tensor", _tensor_label(tensor, names))
@@ -477,7 +480,7 @@ def graph_nodes(tensor, names=None):
                 edges.append((ckey, fkey))
                 continue
             ikey = tensor_key(inp)
-            if ikey not in nodes or id(inp) in names:  # a name beats the shape-only label
+            if ikey not in nodes or ikey in names:  # a name beats the shape-only label
                 nodes[ikey] = ("tensor", _tensor_label(inp, names))
             edges.append((ikey, fkey))
             stack.append(inp)

@@ -227,6 +227,22 @@ def test_retain_grad_keeps_an_intermediate_gradient():
     np.testing.assert_allclose(x.grad, [18.0, 36.0])
 
 
+def test_an_activation_no_backward_saved_is_freed_after_the_forward():
+    # the graph remembers where an input came from, not the tensor: relu saves its output, add
+    # saves nothing, so the sum's output lives only as long as the user holds it (as in PyTorch)
+    import gc
+    import weakref
+    x = t64(np.array([-1.0, 2.0]))
+    h = x + 1
+    gone = weakref.ref(h.data)
+    y = mc.functional.relu(h)
+    del h
+    gc.collect()
+    assert gone() is None
+    (y * y).sum().backward()
+    np.testing.assert_allclose(x.grad, [0.0, 6.0])  # d/dx relu(x+1)^2 = 2 relu(x+1) [x+1 > 0]
+
+
 def test_intermediate_tensors_do_not_keep_grad_by_default():
     x = t64([1.0])
     y = x * 2

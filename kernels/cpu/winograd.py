@@ -266,8 +266,10 @@ def weight_grad_transform(du):
 # conv2d_forward / conv2d_backward: kernels/reference/winograd.py's, computed in chunks of samples
 # whose transformed tiles (V and M, ~4x the input and output) fit in CHUNK_BYTES. The chunks are
 # larger than im2col's: the 16 products per chunk are small, and only large products use every
-# core (kernels/cpu/gemm.py). The transformed weight U is kept for dx, and V for dW when the
-# whole batch was one chunk.
+# core (kernels/cpu/gemm.py). The transformed weight U is kept for dx (16/9 of the weights). V is
+# not kept for dW but transformed again in the backward: at 4x the input it was the largest thing
+# a training step held (35 of ResNet-18's 249 MiB at batch 32), and the transform costs less
+# than a tenth of the layer's time.
 CHUNK_BYTES = 64 * 2**20
 
 
@@ -286,7 +288,6 @@ def conv2d_forward(x, weight, bias, geom):
     th, tw = tiles(geom.oh, geom.ow)
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
     step = _chunk(x, O, geom)
-    v = None
     for s in range(0, N, step):
         v = input_transform(x[s:s + step], geom.pt, geom.pl, geom.oh, geom.ow)   # V = B^T d B
         n, T = v.shape[2] // (th * tw), v.shape[2]
@@ -296,9 +297,7 @@ def conv2d_forward(x, weight, bias, geom):
             out = y                                                         # one chunk: no copy
         else:
             out[s:s + step] = y
-    saved = types.SimpleNamespace(plan="winograd", x=x, weight=weight, geom=geom, u4=u4, step=step,
-                                  v=v if step >= N else None)
-    return out, saved
+    return out, types.SimpleNamespace(plan="winograd", x=x, weight=weight, geom=geom, u4=u4, step=step)
 
 
 def conv2d_backward(saved, g, needs):
@@ -320,9 +319,8 @@ def conv2d_backward(saved, g, needs):
                 dx = part                                                   # one chunk: no copy
             else:
                 dx[s:s + step] = part
-        if needs[1]:  # V kept from the forward when the batch was one chunk, else recomputed
-            v = saved.v if saved.v is not None else input_transform(x[s:s + step], geom.pt, geom.pl, geom.oh, geom.ow)
+        if needs[1]:
+            v = input_transform(x[s:s + step], geom.pt, geom.pl, geom.oh, geom.ow)   # V again
             du += matmul(gh4, v.reshape(16, groups, Cg, T), trans_b=True)
-    saved.v = None                      # free it; a second backward recomputes it
     dweight = weight_grad_transform(du.reshape(16, groups * Og, Cg)) if needs[1] else None
     return dx, dweight, (g.sum(axis=(0, 2, 3)) if needs[2] else None)

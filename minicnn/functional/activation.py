@@ -30,13 +30,14 @@ def _check_scalar(name, param, value):
 class ReLU(Function):
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return lookup("activation", x).relu_forward(x)
+        y = lookup("activation", x).relu_forward(x)
+        ctx.save_for_backward(y)  # y > 0 exactly where x > 0; y is kept by the next layer anyway
+        return y
 
     @staticmethod
     def backward(ctx, g):
-        (x,) = ctx.saved
-        return lookup("activation", x).relu_backward(x, g)
+        (y,) = ctx.saved
+        return lookup("activation", y).relu_backward(y, g)
 
 
 class LeakyReLU(Function):
