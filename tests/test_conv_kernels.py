@@ -234,10 +234,25 @@ def test_serial_twins_equal_reference(dtype, g):
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     cols = ref_conv.im2col(x, args)
     got = np.full_like(cols, np.nan)                    # every entry must be written
-    numba_conv._im2col_serial(x, got, args)
+    numba_conv._im2col_serial(x, got, args, False)
     np.testing.assert_array_equal(got, cols)
     dx = np.full_like(x, np.nan)
-    numba_conv._col2im_serial(cols, dx, args)
+    numba_conv._col2im_serial(cols, dx, args, False)
+    np.testing.assert_array_equal(dx, ref_conv.col2im(cols, args, *shape[2:]))
+
+
+@settings(max_examples=20)
+@given(g=geometries())
+def test_folded_columns_are_the_columns_with_the_batch_inside(g):
+    """Plan 3's layout: im2col(folded=True) writes row k of sample n at columns n*L .. n*L+L-1
+    of row k, and col2im(folded=True) reads it back: the reference's, bit for bit."""
+    shape, args = _args(g)
+    x = np.random.default_rng(1).standard_normal(shape)
+    cols = ref_conv.im2col(x, args)                                   # (N, CKK, L)
+    N, CKK, L = cols.shape
+    folded = numba_conv.im2col(x, args, folded=True)
+    np.testing.assert_array_equal(folded, cols.transpose(1, 0, 2).reshape(CKK, N * L))
+    dx = numba_conv.col2im(folded, args, *shape[2:], folded=True, N=N)
     np.testing.assert_array_equal(dx, ref_conv.col2im(cols, args, *shape[2:]))
 
 

@@ -43,7 +43,8 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
        one GEMM per group over every sample's pixels at once:
            colsT (G, Kg, N*L) = the columns with the batch moved inside;  outT = W @ colsT
            dW = gT @ colsT^T;   dcolsT = W^T @ gT
-       at the price of transposed copies of the columns, the output and its gradient. The
+       im2col writes colsT and col2im reads dcolsT in that layout (folded=True), so what
+       is left to pay is a transposed copy of the output and one of its gradient. The
        columns are rebuilt for dW rather than kept (memory).
     4. Chunks: otherwise the batch goes through im2col + one batched GEMM in chunks of samples
        whose columns fit in CHUNK_BYTES: buffers of that size are reused by malloc from chunk to
@@ -74,15 +75,25 @@ FOLD_BELOW = 1024              # plan 3 for maps of fewer output pixels than thi
 FOLD_MIN_WEIGHTS = 4096        # ... and at least this many weights per group (Og * Kg)
 
 
+@kernel(parallel=False)
+def _row_strides(N, C, kk, L, folded):
+    """Where row (n, k) of the columns starts, k = c*kh*kw + i*kw + j: n*sn + k*sk. Plain
+    (N, C*kh*kw, L): sn = C*kh*kw*L, sk = L. Folded (C*kh*kw, N*L), the batch inside the
+    rows (plan 3): sn = L, sk = N*L."""
+    return (L, N * L) if folded else (C * kk * L, L)
+
+
 @kernel
-def _im2col(x, cols, geom):
-    """cols (N, C*kh*kw, L), C-contiguous, filled from x."""
+def _im2col(x, cols, geom, folded):
+    """cols (N, C*kh*kw, L), or folded (C*kh*kw, N*L), C-contiguous, filled from x."""
     N, C, H, W = x.shape
     kh, kw, sh, sw, pt, pl, pb, pr, dil_h, dil_w, groups, oh, ow = geom
     kk, L = kh * kw, oh * ow
+    sn, sk = _row_strides(N, C, kk, L, folded)
     Hp, Wp = pt + H + pb, pl + W + pr             # the plane with its padding
     xf, cf = x.reshape(-1), cols.reshape(-1)        # flat views: plane p = (n, c) starts at p*H*W
     for p in prange(N * C):
+        n, c = p // C, p % C
         xp = np.zeros(Hp * Wp, dtype=x.dtype)     # this plane, zero-padded, flat
         for a in range(H):
             src, dst = u(p * H * W + a * W), u((pt + a) * Wp + pl)
@@ -90,7 +101,7 @@ def _im2col(x, cols, geom):
                 xp[dst + b] = xf[src + b]
         for i in range(kh):
             for j in range(kw):
-                row = (p * kk + i * kw + j) * L     # where cols row (c, i, j) of sample n starts
+                row = n * sn + (c * kk + i * kw + j) * sk   # where cols row (c, i, j) of sample n starts
                 for oy in range(oh):
                     dst, src = u(row + oy * ow), u((oy * sh + i * dil_h) * Wp + j * dil_w)
                     for ox in range(u(ow)):
@@ -98,18 +109,21 @@ def _im2col(x, cols, geom):
 
 
 @kernel
-def _col2im(cols, dx, geom):
-    """dx (N, C, H, W), C-contiguous, overwritten with the adjoint of im2col applied to cols."""
+def _col2im(cols, dx, geom, folded):
+    """dx (N, C, H, W), C-contiguous, overwritten with the adjoint of im2col applied to cols
+    (N, C*kh*kw, L), or folded (C*kh*kw, N*L)."""
     N, C, H, W = dx.shape
     kh, kw, sh, sw, pt, pl, pb, pr, dil_h, dil_w, groups, oh, ow = geom
     kk, L = kh * kw, oh * ow
+    sn, sk = _row_strides(N, C, kk, L, folded)
     Hp, Wp = pt + H + pb, pl + W + pr             # the plane with its padding
     cf, df = cols.reshape(-1), dx.reshape(-1)
     for p in prange(N * C):
+        n, c = p // C, p % C
         xp = np.zeros(Hp * Wp, dtype=cols.dtype)  # this plane's gradient, padding included
         for i in range(kh):
             for j in range(kw):
-                row = (p * kk + i * kw + j) * L
+                row = n * sn + (c * kk + i * kw + j) * sk
                 for oy in range(oh):
                     src, dst = u(row + oy * ow), u((oy * sh + i * dil_h) * Wp + j * dil_w)
                     for ox in range(u(ow)):
@@ -123,19 +137,21 @@ def _col2im(cols, dx, geom):
 _im2col_serial, _col2im_serial = serial_twin(_im2col), serial_twin(_col2im)
 
 
-def im2col(x, geom):
-    """cols (N, C*kh*kw, oh*ow) of x (N, C, H, W): see the legend."""
-    N, C = x.shape[:2]
-    cols = np.empty((N, C * geom.kh * geom.kw, geom.oh * geom.ow), dtype=x.dtype)
-    _im2col(np.ascontiguousarray(x), cols, geom)
+def im2col(x, geom, folded=False):
+    """cols (N, C*kh*kw, oh*ow) of x (N, C, H, W): see the legend. folded: (C*kh*kw, N*oh*ow)."""
+    N, C, L = x.shape[0], x.shape[1] * geom.kh * geom.kw, geom.oh * geom.ow
+    cols = np.empty((C, N * L) if folded else (N, C, L), dtype=x.dtype)
+    _im2col(np.ascontiguousarray(x), cols, geom, folded)
     return cols
 
 
-def col2im(cols, geom, H, W):
-    """dx (N, C, H, W): every column entry added back to the pixel it was copied from."""
-    N, C = cols.shape[0], cols.shape[1] // (geom.kh * geom.kw)
+def col2im(cols, geom, H, W, folded=False, N=None):
+    """dx (N, C, H, W): every column entry added back to the pixel it was copied from. cols
+    (N, C*kh*kw, oh*ow), or folded (C*kh*kw, N*oh*ow) for a batch of N."""
+    N = N if folded else cols.shape[0]
+    C = cols.shape[0 if folded else 1] // (geom.kh * geom.kw)
     dx = np.empty((N, C, H, W), dtype=cols.dtype)
-    _col2im(np.ascontiguousarray(cols), dx, geom)
+    _col2im(np.ascontiguousarray(cols), dx, geom, folded)
     return dx
 
 
@@ -209,10 +225,19 @@ def _unfold(aT, N):
     return np.ascontiguousarray(aT.reshape(G, K, N, NL // N).transpose(2, 0, 1, 3)).reshape(N, G * K, NL // N)
 
 
+def _folded_columns(x, geom, G):
+    """colsT (G, Kg, N*L): im2col writes them folded; a 1x1 layer's columns (x itself) are
+    transposed."""
+    if _is_pointwise(geom):
+        return _fold(x.reshape(x.shape[0], x.shape[1], -1), G)
+    cols = im2col(x, geom, folded=True)
+    return cols.reshape(G, cols.shape[0] // G, -1)
+
+
 def _forward_folded(x, weight, bias, geom):
     N, O, G, L = x.shape[0], weight.shape[0], geom.groups, geom.oh * geom.ow
     w3 = weight.reshape(G, O // G, -1)
-    colsT = _fold(_columns(x, geom), G)
+    colsT = _folded_columns(x, geom, G)
     out = _unfold(matmul(w3, colsT), N).reshape(N, O, geom.oh, geom.ow)
     if bias is not None:
         out += bias.reshape(1, O, 1, 1)
@@ -229,10 +254,13 @@ def _backward_folded(saved, g, needs):
     dx = dweight = None
     if needs[1]:                                    # dW = gT @ colsT^T, in W's own orientation
         dweight = np.empty(weight.shape, dtype=x.dtype)         # fresh: the gradient keeps it
-        matmul(gT, _fold(_columns(x, geom), G), trans_b=True, out=dweight.reshape(w3.shape))
+        matmul(gT, _folded_columns(x, geom, G), trans_b=True, out=dweight.reshape(w3.shape))
     if needs[0]:                                    # dcols = W^T @ g, dx = col2im(dcols)
-        dcols = _unfold(matmul(w3, gT, trans_a=True), N)
-        dx = dcols.reshape(N, C, H, W) if _is_pointwise(geom) else col2im(dcols, geom, H, W)
+        dcolsT = matmul(w3, gT, trans_a=True)                   # (G, Kg, N*L)
+        if _is_pointwise(geom):
+            dx = _unfold(dcolsT, N).reshape(N, C, H, W)
+        else:
+            dx = col2im(dcolsT.reshape(-1, N * L), geom, H, W, folded=True, N=N)
     return dx, dweight, (g.sum(axis=(0, 2, 3)) if needs[2] else None)
 
 
@@ -313,7 +341,7 @@ def _slices_forward(x, w3, bias, out, cols, geom, edges, gemm):
     one, zero = x.dtype.type(1), x.dtype.type(0)
     for part in prange(edges.size - 1):   # one slice [lo, hi) of the batch
         lo, hi = edges[part], edges[part + 1]
-        _im2col_serial(x[lo:hi], cols[lo:hi], geom)
+        _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
         for n in range(lo, hi):
             for grp in range(G):   # out[n, group grp] (Og, L) = W[grp] (Og, Kg) @ cols[n, group grp] (Kg, L)
                 gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[grp].ctypes.data, Kg,
@@ -333,7 +361,7 @@ def _slices_backward(x, w3, g3, cols, recompute, dx, dcols, dwt, db, geom, edges
         lo, hi = edges[part], edges[part + 1]
         if dwt.size > 0:
             if recompute:
-                _im2col_serial(x[lo:hi], cols[lo:hi], geom)
+                _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
             for n in range(lo, hi):
                 for grp in range(G):   # dW^T[grp] (Kg, Og) += cols[n, grp] (Kg, L) @ g[n, grp]^T (L, Og)
                     gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, cols[n, grp * Kg:].ctypes.data, L,
@@ -343,7 +371,7 @@ def _slices_backward(x, w3, g3, cols, recompute, dx, dcols, dwt, db, geom, edges
                 for grp in range(G):   # dcols[n, grp] (Kg, L) = W[grp]^T (Kg, Og) @ g[n, grp] (Og, L)
                     gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[grp].ctypes.data, Kg,
                          g3[n, grp * Og:].ctypes.data, L, zero, dcols[n, grp * Kg:].ctypes.data, L)
-            _col2im_serial(dcols[lo:hi], dx[lo:hi], geom)
+            _col2im_serial(dcols[lo:hi], dx[lo:hi], geom, False)
         if db.size > 0:
             for n in range(lo, hi):
                 for o in range(g3.shape[1]):
