@@ -146,9 +146,12 @@ def _run(x0, w0, b0, g, **kw):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @settings(max_examples=20)
-@given(case=cases(), groups=st.sampled_from([1, 2]), chunk=st.booleans(), seed=seeds)
-def test_conv2d_winograd_equals_im2col(dtype, case, groups, chunk, seed):
-    """conv2d through the CPU plan's Winograd and through its im2col (WINOGRAD off)."""
+@given(case=cases(), groups=st.sampled_from([1, 2]), way=st.sampled_from(["blocks", "one per block", "whole", "chunks"]),
+       seed=seeds)
+def test_conv2d_winograd_equals_im2col(dtype, case, groups, way, seed):
+    """conv2d through the CPU plan's Winograd and through its im2col (WINOGRAD off). Winograd's
+    ways: blocks (a batch of 2+: up to 3 parts, as with 3 threads), blocks of one sample each,
+    the whole tensors at once, and whole tensors in chunks of one sample."""
     N, C, O, H, W, pt, pl = case
     C, O = C * groups, O * groups
     rng = np.random.default_rng(seed)
@@ -156,13 +159,17 @@ def test_conv2d_winograd_equals_im2col(dtype, case, groups, chunk, seed):
     w0 = rng.standard_normal((O, C // groups, 3, 3)).astype(dtype)
     b0 = rng.standard_normal(O).astype(dtype)
     g = rng.standard_normal((N, O, H + 2 * pt - 2, W + 2 * pl - 2)).astype(dtype)
-    # chunk: one sample per chunk, through the multi-chunk loops and the recomputed V
-    chunk_bytes = 1 if chunk else numba_w.CHUNK_BYTES
+    chunk_bytes = 1 if way == "chunks" else numba_w.CHUNK_BYTES
+    block_bytes = 1 if way == "one per block" else numba_w.BLOCK_BYTES
+    blocks = numba_w._blocks if way in ("blocks", "one per block") else (lambda *a: None)
     with mock.patch.multiple(conv_module, WINOGRAD_MIN_CHANNELS=1, WINOGRAD_MIN_TILES=1, CHUNK_BYTES=chunk_bytes), \
-            mock.patch.object(numba_w, "CHUNK_BYTES", chunk_bytes):
+            mock.patch.multiple(numba_w, CHUNK_BYTES=chunk_bytes, BLOCK_BYTES=block_bytes, _blocks=blocks,
+                                blas_threads_now=lambda: 3):
         with mock.patch.object(conv_module, "WINOGRAD", True):
             out, wino = _run(x0, w0, b0, g, padding=(pt, pl), groups=groups)
             assert _plan(out) == "winograd"
+            in_blocks = out._node.conv_saved.blocks is not None
+            assert in_blocks == (way in ("blocks", "one per block") and N >= 2)
         with mock.patch.object(conv_module, "WINOGRAD", False):
             out, direct = _run(x0, w0, b0, g, padding=(pt, pl), groups=groups)
             assert _plan(out) != "winograd"

@@ -32,6 +32,8 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
        multiplications, which pays once the channel products outweigh the transforms: not on
        the 2x2 and 4x4 maps of a small batch (WINOGRAD_MIN_TILES), where transforming the
        weights (16 O*Cg values, forward and backward) costs more than the products save.
+       A batch runs in blocks of samples whose transformed tiles stay in the core's cache
+       between the transforms and the products (winograd.py says how).
     2. Slices: a batch of small per-sample products (LeNet's layers) is cut into one slice per
        BLAS thread, and one parallel kernel runs every slice's im2col, GEMMs (NumPy's own
        OpenBLAS called from inside the kernel on one thread, _blas.py) and col2im back to back,

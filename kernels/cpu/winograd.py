@@ -29,7 +29,9 @@ import types
 import numpy as np
 from numba import prange
 
+from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
 from ._jit import kernel
+from ._threads import blas_threads, blas_threads_now
 from .gemm import matmul
 
 
@@ -84,37 +86,128 @@ def _merge_columns(xs, plane, top, left):
             dst[q] = xs[top + r, col % 2, col // 2] if col // 2 < xs.shape[2] else 0
 
 
+# ---- one plane at a time: what the whole-tensor transforms and the blocks (below) both run ------
+@kernel(parallel=False)
+def _input_plane(plane, v, c, t0, pt, pl, th, tw, xs, e):
+    """v[:, c, t0 + ty*tw + tx] = B^T d B of every tile (ty, tx) of one input plane (H, W).
+    xs (2th+2, 2, tw+1) and e (2, tw+1) are scratch."""
+    _split_columns(plane, xs, pt, pl)
+    for a in range(4):               # four rows of v at a time
+        for ty in range(th):
+            r0, r1, r2, r3 = xs[2 * ty], xs[2 * ty + 1], xs[2 * ty + 2], xs[2 * ty + 3]
+            for p in range(2):                      # down the columns: row a of B^T d
+                for k in range(tw + 1):
+                    if a == 0:
+                        e[p, k] = r0[p, k] - r2[p, k]
+                    elif a == 1:
+                        e[p, k] = r1[p, k] + r2[p, k]
+                    elif a == 2:
+                        e[p, k] = r2[p, k] - r1[p, k]
+                    else:
+                        e[p, k] = r1[p, k] - r3[p, k]
+            t = t0 + ty * tw
+            ev, od = e[0], e[1]
+            for tx in range(tw):                    # along the rows: (B^T d) B
+                v[4 * a, c, t + tx] = ev[tx] - ev[tx + 1]
+                v[4 * a + 1, c, t + tx] = od[tx] + ev[tx + 1]
+                v[4 * a + 2, c, t + tx] = ev[tx + 1] - od[tx]
+                v[4 * a + 3, c, t + tx] = od[tx] - od[tx + 1]
+
+
+@kernel(parallel=False)
+def _input_grad_plane(dv, c, t0, dx, pt, pl, th, tw, ps, r):
+    """dx (H, W) = B dV B^T of channel c's tiles t0 .. t0 + th*tw - 1, each added where its tile
+    was read, the padding cropped away. ps (2th+2, 2, tw+1) and r (4, 4, tw) are scratch."""
+    ps[:] = 0
+    for ty in range(th):
+        t = t0 + ty * tw
+        for b in range(4):                               # down the columns: B dV
+            e0, e1 = dv[b, c, t:t + tw], dv[4 + b, c, t:t + tw]
+            e2, e3 = dv[8 + b, c, t:t + tw], dv[12 + b, c, t:t + tw]
+            for tx in range(tw):
+                r[0, b, tx] = e0[tx]
+                r[1, b, tx] = e1[tx] - e2[tx] + e3[tx]
+                r[2, b, tx] = e1[tx] + e2[tx] - e0[tx]
+                r[3, b, tx] = -e3[tx]
+        for k in range(4):                               # along the rows: (B dV) B^T,
+            ev, od = ps[2 * ty + k, 0], ps[2 * ty + k, 1]   # added where the tile was read
+            q0, q1, q2, q3 = r[k, 0], r[k, 1], r[k, 2], r[k, 3]
+            for tx in range(tw):                         # columns 2tx and 2tx + 1
+                ev[tx] += q0[tx]
+                od[tx] += q1[tx] - q2[tx] + q3[tx]
+            for tx in range(tw):                         # columns 2tx + 2 and 2tx + 3
+                ev[tx + 1] += q1[tx] + q2[tx] - q0[tx]
+                od[tx + 1] -= q3[tx]
+    _merge_columns(ps, dx, pt, pl)                       # crop the padding away
+
+
+@kernel(parallel=False)
+def _output_plane(m, o, t0, y, b, z):
+    """y (oh, ow) = A^T m A + b: output channel o from its tiles t0 .. t0 + th*tw - 1.
+    z (2, 2, th*tw) is scratch: z[i, j, t] = (A^T m A)[i, j] of tile t."""
+    oh, ow = y.shape
+    th, tw = tiles(oh, ow)
+    for t in range(th * tw):                 # one vector loop over the plane's tiles
+        s = t0 + t
+        a0, a1, a2, a3 = m[0, o, s], m[1, o, s], m[2, o, s], m[3, o, s]
+        b0, b1, b2, b3 = m[4, o, s], m[5, o, s], m[6, o, s], m[7, o, s]
+        c0, c1, c2, c3 = m[8, o, s], m[9, o, s], m[10, o, s], m[11, o, s]
+        d0, d1, d2, d3 = m[12, o, s], m[13, o, s], m[14, o, s], m[15, o, s]
+        r0, r1, r2, r3 = a0 + b0 + c0, a1 + b1 + c1, a2 + b2 + c2, a3 + b3 + c3   # A^T m, row 0
+        s0, s1, s2, s3 = b0 - c0 - d0, b1 - c1 - d1, b2 - c2 - d2, b3 - c3 - d3   # ... row 1
+        z[0, 0, t] = r0 + r1 + r2 + b                                             # (A^T m) A
+        z[0, 1, t] = r1 - r2 - r3 + b
+        z[1, 0, t] = s0 + s1 + s2 + b
+        z[1, 1, t] = s1 - s2 - s3 + b
+    for ty in range(th):                     # the tiles into place, cropped at odd sizes
+        for i in range(min(2, oh - 2 * ty)):
+            row = y[2 * ty + i]
+            for j in range(2):
+                for tx in range((ow - j + 1) // 2):
+                    row[2 * tx + j] = z[i, j, ty * tw + tx]
+
+
+@kernel(parallel=False)
+def _grad_output_plane(g, gh, o, t0, q):
+    """gh[:, o, t0 + t] = A g A^T of every tile t of one output-gradient plane g (oh, ow).
+    q (2, 2, th*tw) is scratch: q[i, j, t] = g[2ty + i, 2tx + j], 0 past the edge."""
+    oh, ow = g.shape
+    th, tw = tiles(oh, ow)
+    q[:] = 0
+    for ty in range(th):
+        for i in range(min(2, oh - 2 * ty)):
+            row = g[2 * ty + i]
+            for j in range(2):
+                for tx in range((ow - j + 1) // 2):
+                    q[i, j, ty * tw + tx] = row[2 * tx + j]
+    for a in range(4):                       # vector loops over the plane's tiles
+        for t in range(th * tw):
+            g00, g01, g10, g11 = q[0, 0, t], q[0, 1, t], q[1, 0, t], q[1, 1, t]
+            if a == 0:                       # down the columns: row a of A g
+                e0, e1 = g00, g01
+            elif a == 1:
+                e0, e1 = g00 + g10, g01 + g11
+            elif a == 2:
+                e0, e1 = g00 - g10, g01 - g11
+            else:
+                e0, e1 = -g10, -g11
+            gh[4 * a, o, t0 + t] = e0        # along the rows: (A g) A^T
+            gh[4 * a + 1, o, t0 + t] = e0 + e1
+            gh[4 * a + 2, o, t0 + t] = e0 - e1
+            gh[4 * a + 3, o, t0 + t] = -e1
+
+
+# ---- the whole-tensor transforms: kernels/reference/winograd.py's functions -----------------
 @kernel
 def input_transform(x, pt, pl, oh, ow):
     N, C, H, W = x.shape
     th, tw = tiles(oh, ow)
     V = np.empty((16, C, N * th * tw), dtype=x.dtype)
     for c in prange(C):
-        xs = np.empty((N, 2 * th + 2, 2, tw + 1), dtype=x.dtype)   # channel c padded, columns split
-        for n in range(N):
-            _split_columns(x[n, c], xs[n], pt, pl)
+        xs = np.empty((2 * th + 2, 2, tw + 1), dtype=x.dtype)   # the padded plane, columns split
         e = np.empty((2, tw + 1), dtype=x.dtype)
-        for a in range(4):           # four rows of V at a time: they are written start to end
-            for n in range(N):
-                for ty in range(th):
-                    r0, r1, r2, r3 = xs[n, 2 * ty], xs[n, 2 * ty + 1], xs[n, 2 * ty + 2], xs[n, 2 * ty + 3]
-                    for p in range(2):                      # down the columns: row a of B^T d
-                        for k in range(tw + 1):
-                            if a == 0:
-                                e[p, k] = r0[p, k] - r2[p, k]
-                            elif a == 1:
-                                e[p, k] = r1[p, k] + r2[p, k]
-                            elif a == 2:
-                                e[p, k] = r2[p, k] - r1[p, k]
-                            else:
-                                e[p, k] = r1[p, k] - r3[p, k]
-                    t0 = (n * th + ty) * tw
-                    ev, od = e[0], e[1]
-                    for tx in range(tw):                    # along the rows: (B^T d) B
-                        V[4 * a, c, t0 + tx] = ev[tx] - ev[tx + 1]
-                        V[4 * a + 1, c, t0 + tx] = od[tx] + ev[tx + 1]
-                        V[4 * a + 2, c, t0 + tx] = ev[tx + 1] - od[tx]
-                        V[4 * a + 3, c, t0 + tx] = od[tx] - od[tx + 1]
+        for n in range(N):
+            _input_plane(x[n, c], V, c, n * th * tw, pt, pl, th, tw, xs, e)
     return V
 
 
@@ -127,27 +220,7 @@ def input_grad_transform(dv, N, H, W, pt, pl, oh, ow):
         ps = np.empty((2 * th + 2, 2, tw + 1), dtype=dv.dtype)   # the padded plane, columns split
         r = np.empty((4, 4, tw), dtype=dv.dtype)                 # r[k, b] = row k of B dV, column b
         for n in range(N):
-            ps[:] = 0
-            for ty in range(th):
-                t0 = (n * th + ty) * tw
-                for b in range(4):                               # down the columns: B dV
-                    e0, e1 = dv[b, c, t0:t0 + tw], dv[4 + b, c, t0:t0 + tw]
-                    e2, e3 = dv[8 + b, c, t0:t0 + tw], dv[12 + b, c, t0:t0 + tw]
-                    for tx in range(tw):
-                        r[0, b, tx] = e0[tx]
-                        r[1, b, tx] = e1[tx] - e2[tx] + e3[tx]
-                        r[2, b, tx] = e1[tx] + e2[tx] - e0[tx]
-                        r[3, b, tx] = -e3[tx]
-                for k in range(4):                               # along the rows: (B dV) B^T,
-                    ev, od = ps[2 * ty + k, 0], ps[2 * ty + k, 1]   # added where the tile was read
-                    q0, q1, q2, q3 = r[k, 0], r[k, 1], r[k, 2], r[k, 3]
-                    for tx in range(tw):                         # columns 2tx and 2tx + 1
-                        ev[tx] += q0[tx]
-                        od[tx] += q1[tx] - q2[tx] + q3[tx]
-                    for tx in range(tw):                         # columns 2tx + 2 and 2tx + 3
-                        ev[tx + 1] += q1[tx] + q2[tx] - q0[tx]
-                        od[tx + 1] -= q3[tx]
-            _merge_columns(ps, dx[n, c], pt, pl)                 # crop the padding away
+            _input_grad_plane(dv, c, n * th * tw, dx[n, c], pt, pl, th, tw, ps, r)
     return dx
 
 
@@ -158,26 +231,9 @@ def output_transform(m, N, oh, ow, bias=None):
     y = np.empty((N, O, oh, ow), dtype=m.dtype)
     for o in prange(O):
         b = m.dtype.type(0) if bias is None else m.dtype.type(bias[o])
-        z = np.empty((2, 2, T), dtype=m.dtype)   # z[i, j, t] = (A^T m A)[i, j] of tile t
-        for t in range(T):                       # one vector loop over all tiles of channel o
-            a0, a1, a2, a3 = m[0, o, t], m[1, o, t], m[2, o, t], m[3, o, t]
-            b0, b1, b2, b3 = m[4, o, t], m[5, o, t], m[6, o, t], m[7, o, t]
-            c0, c1, c2, c3 = m[8, o, t], m[9, o, t], m[10, o, t], m[11, o, t]
-            d0, d1, d2, d3 = m[12, o, t], m[13, o, t], m[14, o, t], m[15, o, t]
-            r0, r1, r2, r3 = a0 + b0 + c0, a1 + b1 + c1, a2 + b2 + c2, a3 + b3 + c3   # A^T m, row 0
-            s0, s1, s2, s3 = b0 - c0 - d0, b1 - c1 - d1, b2 - c2 - d2, b3 - c3 - d3   # ... row 1
-            z[0, 0, t] = r0 + r1 + r2 + b                                             # (A^T m) A
-            z[0, 1, t] = r1 - r2 - r3 + b
-            z[1, 0, t] = s0 + s1 + s2 + b
-            z[1, 1, t] = s1 - s2 - s3 + b
-        for n in range(N):                       # the tiles into place, cropped at odd sizes
-            for ty in range(th):
-                t0 = (n * th + ty) * tw
-                for i in range(min(2, oh - 2 * ty)):
-                    row = y[n, o, 2 * ty + i]
-                    for j in range(2):
-                        for tx in range((ow - j + 1) // 2):
-                            row[2 * tx + j] = z[i, j, t0 + tx]
+        z = np.empty((2, 2, th * tw), dtype=m.dtype)
+        for n in range(N):
+            _output_plane(m, o, n * th * tw, y[n, o], b, z)
     return y
 
 
@@ -185,33 +241,11 @@ def output_transform(m, N, oh, ow, bias=None):
 def grad_output_transform(g):
     N, O, oh, ow = g.shape
     th, tw = tiles(oh, ow)
-    T = N * th * tw
-    Gh = np.empty((16, O, T), dtype=g.dtype)
+    Gh = np.empty((16, O, N * th * tw), dtype=g.dtype)
     for o in prange(O):
-        q = np.zeros((2, 2, T), dtype=g.dtype)   # q[i, j, t] = g[2ty + i, 2tx + j] of tile t, 0 past the edge
+        q = np.empty((2, 2, th * tw), dtype=g.dtype)
         for n in range(N):
-            for ty in range(th):
-                t0 = (n * th + ty) * tw
-                for i in range(min(2, oh - 2 * ty)):
-                    row = g[n, o, 2 * ty + i]
-                    for j in range(2):
-                        for tx in range((ow - j + 1) // 2):
-                            q[i, j, t0 + tx] = row[2 * tx + j]
-        for a in range(4):                       # vector loops over all tiles of channel o
-            for t in range(T):
-                g00, g01, g10, g11 = q[0, 0, t], q[0, 1, t], q[1, 0, t], q[1, 1, t]
-                if a == 0:                       # down the columns: row a of A g
-                    e0, e1 = g00, g01
-                elif a == 1:
-                    e0, e1 = g00 + g10, g01 + g11
-                elif a == 2:
-                    e0, e1 = g00 - g10, g01 - g11
-                else:
-                    e0, e1 = -g10, -g11
-                Gh[4 * a, o, t] = e0             # along the rows: (A g) A^T
-                Gh[4 * a + 1, o, t] = e0 + e1
-                Gh[4 * a + 2, o, t] = e0 - e1
-                Gh[4 * a + 3, o, t] = -e1
+            _grad_output_plane(g[n, o], Gh, o, n * th * tw, q)
     return Gh
 
 
@@ -263,14 +297,107 @@ def weight_grad_transform(du):
 
 
 # ---- the whole convolution: the CPU's plan ----------------------------------------------------
-# conv2d_forward / conv2d_backward: kernels/reference/winograd.py's, computed in chunks of samples
-# whose transformed tiles (V and M, ~4x the input and output) fit in CHUNK_BYTES. The chunks are
-# larger than im2col's: the 16 products per chunk are small, and only large products use every
-# core (kernels/cpu/gemm.py). The transformed weight U is kept for dx (16/9 of the weights). V is
-# not kept for dW but transformed again in the backward: at 4x the input it was the largest thing
-# a training step held (35 of ResNet-18's 249 MiB at batch 32), and the transform costs less
-# than a tenth of the layer's time.
+# conv2d_forward / conv2d_backward compute kernels/reference/winograd.py's, in one of two ways.
+#
+# Blocks (a batch of two or more, NumPy's OpenBLAS callable from Numba): the batch is cut into
+# one part per thread, and one parallel kernel runs each part a block of samples at a time:
+# transform the block's tiles, multiply, transform back, while its V and M (16 values per tile
+# and channel, ~4x the block's input and output) are still in the core's cache. Transforming
+# the whole tensor first sends 4x the activations out to memory and back: on VGG's 56x56 maps
+# the transforms alone then took longer than the products. The 16 products per block are
+# one-thread BLAS calls from inside the kernel (_blas.py), as in kernels/cpu/conv.py's slices.
+# dW is summed per part (parts in du) and the parts added at the end.
+#
+# Whole tensors (one sample): V = input_transform(x), M = U V, y = output_transform(M), in
+# chunks of samples whose V and M fit in CHUNK_BYTES; the prange loops inside the transforms
+# run over channels, which a single sample still has many of.
+#
+# Either way U = G w G^T is kept for the backward (16/9 of the weights) and V is not: it is
+# transformed again for dW (at 4x the input, kept V's were the largest thing a ResNet-18 step
+# held: 35 of 249 MiB at batch 32).
+#   u (16, O, Cg)  v (16, C, nb)  m, gh (16, O, nb)  dv (16, C, nb)  du (parts, 16, O, Cg)
+#   nb = samples per block * th*tw;  edges: part p is samples edges[p] .. edges[p+1] - 1
 CHUNK_BYTES = 64 * 2**20
+BLOCK_BYTES = 2 * 2**20    # a block's V and M: about a core's L2 cache
+
+
+@kernel
+def _blocks_forward(x, u, bias, out, pt, pl, edges, per_block, gemm):
+    N, C = x.shape[:2]
+    O, Cg = u.shape[1], u.shape[2]
+    G = C // Cg
+    Og = O // G
+    th, tw = tiles(out.shape[2], out.shape[3])
+    P, ld = th * tw, per_block * th * tw                # tiles per sample; columns of v and m
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    for part in prange(edges.size - 1):
+        v, m = np.empty((16, C, ld), x.dtype), np.empty((16, O, ld), x.dtype)
+        xs, e = np.empty((2 * th + 2, 2, tw + 1), x.dtype), np.empty((2, tw + 1), x.dtype)
+        z = np.empty((2, 2, P), x.dtype)
+        for n0 in range(edges[part], edges[part + 1], per_block):
+            n1 = min(n0 + per_block, edges[part + 1])
+            for c in range(C):                                           # V = B^T d B
+                for n in range(n0, n1):
+                    _input_plane(x[n, c], v, c, (n - n0) * P, pt, pl, th, tw, xs, e)
+            for xi in range(16):                                         # M = U V, per xi and group
+                for grp in range(G):
+                    gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, (n1 - n0) * P, Cg, one, u[xi, grp * Og:].ctypes.data,
+                         Cg, v[xi, grp * Cg:].ctypes.data, ld, zero, m[xi, grp * Og:].ctypes.data, ld)
+            for o in range(O):                                           # y = A^T M A + b
+                b = zero if bias.size == 0 else bias[o]
+                for n in range(n0, n1):
+                    _output_plane(m, o, (n - n0) * P, out[n, o], b, z)
+
+
+@kernel
+def _blocks_backward(x, u, g, dx, du, pt, pl, edges, per_block, gemm):
+    """dx (N, C, H, W) and du (parts, 16, O, Cg), each empty when not wanted."""
+    N, C = x.shape[:2]
+    O, Cg = u.shape[1], u.shape[2]
+    G = C // Cg
+    Og = O // G
+    th, tw = tiles(g.shape[2], g.shape[3])
+    P, ld = th * tw, per_block * th * tw
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    for part in prange(edges.size - 1):
+        gh, v = np.empty((16, O, ld), x.dtype), np.empty((16, C, ld), x.dtype)   # v holds dV, then V
+        q, r = np.empty((2, 2, P), x.dtype), np.empty((4, 4, tw), x.dtype)
+        xs, e = np.empty((2 * th + 2, 2, tw + 1), x.dtype), np.empty((2, tw + 1), x.dtype)
+        for n0 in range(edges[part], edges[part + 1], per_block):
+            n1 = min(n0 + per_block, edges[part + 1])
+            T = (n1 - n0) * P
+            for o in range(O):                                           # Gh = A g A^T
+                for n in range(n0, n1):
+                    _grad_output_plane(g[n, o], gh, o, (n - n0) * P, q)
+            if dx.size > 0:
+                for xi in range(16):                                     # dV = U^T Gh
+                    for grp in range(G):
+                        gemm(ROW_MAJOR, TRANS, NO_TRANS, Cg, T, Og, one, u[xi, grp * Og:].ctypes.data, Cg,
+                             gh[xi, grp * Og:].ctypes.data, ld, zero, v[xi, grp * Cg:].ctypes.data, ld)
+                for c in range(C):                                       # dx = B dV B^T
+                    for n in range(n0, n1):
+                        _input_grad_plane(v, c, (n - n0) * P, dx[n, c], pt, pl, th, tw, xs, r)
+            if du.size > 0:
+                for c in range(C):                                       # V again
+                    for n in range(n0, n1):
+                        _input_plane(x[n, c], v, c, (n - n0) * P, pt, pl, th, tw, xs, e)
+                for xi in range(16):                                     # dU += Gh V^T
+                    for grp in range(G):
+                        gemm(ROW_MAJOR, NO_TRANS, TRANS, Og, Cg, T, one, gh[xi, grp * Og:].ctypes.data, ld,
+                             v[xi, grp * Cg:].ctypes.data, ld, one, du[part, xi, grp * Og:].ctypes.data, Cg)
+
+
+def _blocks(x, O, geom):
+    """(edges, per_block) of the blocks plan, or None where it does not apply."""
+    N = x.shape[0]
+    parts = min(blas_threads_now() or 1, N)
+    if N < 2 or gemm_for(x.dtype) is None:
+        return None
+    th, tw = tiles(geom.oh, geom.ow)
+    per_sample = 16 * (x.shape[1] + O) * th * tw * x.dtype.itemsize
+    edges = np.array([N * i // parts for i in range(parts + 1)], dtype=np.int64)
+    per_block = max(1, min(N // parts, BLOCK_BYTES // max(per_sample, 1)))
+    return edges, per_block
 
 
 def _chunk(x, O, geom):
@@ -284,10 +411,19 @@ def conv2d_forward(x, weight, bias, geom):
     """out (N, O, oh, ow) = A^T [U * V] A (+ b). -> (out, saved for conv2d_backward)."""
     N, C = x.shape[:2]
     O, Cg, groups = weight.shape[0], weight.shape[1], geom.groups
-    u4 = weight_transform(weight).reshape(16, groups, O // groups, Cg)      # U = G w G^T
-    th, tw = tiles(geom.oh, geom.ow)
+    u = weight_transform(weight)                                            # U = G w G^T
+    u4 = u.reshape(16, groups, O // groups, Cg)
+    saved = types.SimpleNamespace(plan="winograd", x=x, weight=weight, geom=geom, u4=u4,
+                                  blocks=_blocks(x, O, geom))
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
-    step = _chunk(x, O, geom)
+    if saved.blocks is not None:
+        edges, per_block = saved.blocks
+        with blas_threads(1):              # each part's products run on its own core
+            _blocks_forward(x, u, np.empty(0, x.dtype) if bias is None else bias, out, geom.pt, geom.pl,
+                            edges, per_block, gemm_for(x.dtype))
+        return out, saved
+    th, tw = tiles(geom.oh, geom.ow)
+    saved.step = step = _chunk(x, O, geom)
     for s in range(0, N, step):
         v = input_transform(x[s:s + step], geom.pt, geom.pl, geom.oh, geom.ow)   # V = B^T d B
         n, T = v.shape[2] // (th * tw), v.shape[2]
@@ -297,11 +433,13 @@ def conv2d_forward(x, weight, bias, geom):
             out = y                                                         # one chunk: no copy
         else:
             out[s:s + step] = y
-    return out, types.SimpleNamespace(plan="winograd", x=x, weight=weight, geom=geom, u4=u4, step=step)
+    return out, saved
 
 
 def conv2d_backward(saved, g, needs):
     """-> (dx, dweight, dbias): Gh = A g A^T, dx = B (U^T Gh) B^T, dw = G^T (Gh V^T) G, db = sum g."""
+    if saved.blocks is not None:
+        return _backward_in_blocks(saved, g, needs)
     x, geom, u4, step = saved.x, saved.geom, saved.u4, saved.step
     N, C, H, W = x.shape
     groups, Og, Cg = u4.shape[1:]
@@ -324,3 +462,16 @@ def conv2d_backward(saved, g, needs):
             du += matmul(gh4, v.reshape(16, groups, Cg, T), trans_b=True)
     dweight = weight_grad_transform(du.reshape(16, groups * Og, Cg)) if needs[1] else None
     return dx, dweight, (g.sum(axis=(0, 2, 3)) if needs[2] else None)
+
+
+def _backward_in_blocks(saved, g, needs):
+    x, geom, u4, (edges, per_block) = saved.x, saved.geom, saved.u4, saved.blocks
+    N, C, H, W = x.shape
+    O, Cg = u4.shape[1] * u4.shape[2], u4.shape[3]
+    dx = np.empty((N if needs[0] else 0, C, H, W), x.dtype)
+    du = np.zeros((len(edges) - 1 if needs[1] else 0, 16, O, Cg), x.dtype)
+    with blas_threads(1):
+        _blocks_backward(x, u4.reshape(16, O, Cg), g, dx, du, geom.pt, geom.pl, edges, per_block,
+                         gemm_for(x.dtype))
+    dweight = weight_grad_transform(du.sum(axis=0)) if needs[1] else None
+    return (dx if needs[0] else None), dweight, (g.sum(axis=(0, 2, 3)) if needs[2] else None)
