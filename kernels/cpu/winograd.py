@@ -312,9 +312,9 @@ def weight_grad_transform(du):
 # chunks of samples whose V and M fit in CHUNK_BYTES; the prange loops inside the transforms
 # run over channels, which a single sample still has many of.
 #
-# Either way U = G w G^T is kept for the backward (16/9 of the weights) and V is not: it is
-# transformed again for dW (at 4x the input, kept V's were the largest thing a ResNet-18 step
-# held: 35 of 249 MiB at batch 32).
+# Neither U nor V is kept for the backward: both are transformed again there. U = G w G^T is
+# 16/9 of the weights and costs ~1% of the layer to recompute; V is 4x the input (kept V's were
+# the largest thing a ResNet-18 step held: 35 of 249 MiB at batch 32, and U's another 16).
 #   u (16, O, Cg)  v (16, C, nb)  m, gh (16, O, nb)  dv (16, C, nb)  du (parts, 16, O, Cg)
 #   nb = samples per block * th*tw;  edges: part p is samples edges[p] .. edges[p+1] - 1
 CHUNK_BYTES = 64 * 2**20
@@ -413,8 +413,7 @@ def conv2d_forward(x, weight, bias, geom):
     O, Cg, groups = weight.shape[0], weight.shape[1], geom.groups
     u = weight_transform(weight)                                            # U = G w G^T
     u4 = u.reshape(16, groups, O // groups, Cg)
-    saved = types.SimpleNamespace(plan="winograd", x=x, weight=weight, geom=geom, u4=u4,
-                                  blocks=_blocks(x, O, geom))
+    saved = types.SimpleNamespace(plan="winograd", x=x, weight=weight, geom=geom, blocks=_blocks(x, O, geom))
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
     if saved.blocks is not None:
         edges, per_block = saved.blocks
@@ -438,11 +437,14 @@ def conv2d_forward(x, weight, bias, geom):
 
 def conv2d_backward(saved, g, needs):
     """-> (dx, dweight, dbias): Gh = A g A^T, dx = B (U^T Gh) B^T, dw = G^T (Gh V^T) G, db = sum g."""
+    x, geom, weight = saved.x, saved.geom, saved.weight
+    u = weight_transform(weight) if needs[0] else None                      # U again, for dx
     if saved.blocks is not None:
-        return _backward_in_blocks(saved, g, needs)
-    x, geom, u4, step = saved.x, saved.geom, saved.u4, saved.step
+        return _backward_in_blocks(saved, u, g, needs)
     N, C, H, W = x.shape
-    groups, Og, Cg = u4.shape[1:]
+    O, Cg, groups, step = weight.shape[0], weight.shape[1], geom.groups, saved.step
+    Og = O // groups
+    u4 = None if u is None else u.reshape(16, groups, Og, Cg)
     dx = np.empty(x.shape, dtype=x.dtype) if needs[0] else None
     du = np.zeros((16, groups, Og, Cg), dtype=x.dtype) if needs[1] else None
     for s in range(0, N, step):
@@ -464,14 +466,15 @@ def conv2d_backward(saved, g, needs):
     return dx, dweight, (g.sum(axis=(0, 2, 3)) if needs[2] else None)
 
 
-def _backward_in_blocks(saved, g, needs):
-    x, geom, u4, (edges, per_block) = saved.x, saved.geom, saved.u4, saved.blocks
+def _backward_in_blocks(saved, u, g, needs):
+    x, geom, (edges, per_block) = saved.x, saved.geom, saved.blocks
     N, C, H, W = x.shape
-    O, Cg = u4.shape[1] * u4.shape[2], u4.shape[3]
+    O, Cg = saved.weight.shape[:2]
     dx = np.empty((N if needs[0] else 0, C, H, W), x.dtype)
     du = np.zeros((len(edges) - 1 if needs[1] else 0, 16, O, Cg), x.dtype)
+    if u is None:                               # no dx wanted: the kernel reads no U
+        u = np.empty((16, O, Cg), x.dtype)
     with blas_threads(1):
-        _blocks_backward(x, u4.reshape(16, O, Cg), g, dx, du, geom.pt, geom.pl, edges, per_block,
-                         gemm_for(x.dtype))
+        _blocks_backward(x, u, g, dx, du, geom.pt, geom.pl, edges, per_block, gemm_for(x.dtype))
     dweight = weight_grad_transform(du.sum(axis=0)) if needs[1] else None
     return (dx if needs[0] else None), dweight, (g.sum(axis=(0, 2, 3)) if needs[2] else None)
