@@ -244,15 +244,15 @@ def test_serial_twins_equal_reference(dtype, g):
 @settings(max_examples=20)
 @given(g=geometries())
 def test_folded_columns_are_the_columns_with_the_batch_inside(g):
-    """Plan 3's layout: im2col(folded=True) writes row k of sample n at columns n*L .. n*L+L-1
-    of row k, and col2im(folded=True) reads it back: the reference's, bit for bit."""
+    """Plan 3's layout: _folded_im2col writes row k of sample n at columns n*L .. n*L+L-1 of row
+    k, and _folded_col2im reads it back: the reference's, bit for bit."""
     shape, args = _args(g)
     x = np.random.default_rng(1).standard_normal(shape)
     cols = ref_conv.im2col(x, args)                                   # (N, CKK, L)
     N, CKK, L = cols.shape
-    folded = numba_conv.im2col(x, args, folded=True)
+    folded = numba_conv._folded_im2col(x, args)
     np.testing.assert_array_equal(folded, cols.transpose(1, 0, 2).reshape(CKK, N * L))
-    dx = numba_conv.col2im(folded, args, *shape[2:], folded=True, N=N)
+    dx = numba_conv._folded_col2im(folded, args, N, *shape[2:])
     np.testing.assert_array_equal(dx, ref_conv.col2im(cols, args, *shape[2:]))
 
 

@@ -45,7 +45,7 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
        one GEMM per group over every sample's pixels at once:
            colsT (G, Kg, N*L) = the columns with the batch moved inside;  outT = W @ colsT
            dW = gT @ colsT^T;   dcolsT = W^T @ gT
-       im2col writes colsT and col2im reads dcolsT in that layout (folded=True), so what
+       _folded_im2col writes colsT and _folded_col2im reads dcolsT in that layout, so what
        is left to pay is a transposed copy of the output and one of its gradient. The
        columns are rebuilt for dW rather than kept (memory).
     4. Chunks: otherwise the batch goes through im2col + one batched GEMM in chunks of samples
@@ -139,21 +139,35 @@ def _col2im(cols, dx, geom, folded):
 _im2col_serial, _col2im_serial = serial_twin(_im2col), serial_twin(_col2im)
 
 
-def im2col(x, geom, folded=False):
-    """cols (N, C*kh*kw, oh*ow) of x (N, C, H, W): see the legend. folded: (C*kh*kw, N*oh*ow)."""
-    N, C, L = x.shape[0], x.shape[1] * geom.kh * geom.kw, geom.oh * geom.ow
-    cols = np.empty((C, N * L) if folded else (N, C, L), dtype=x.dtype)
-    _im2col(np.ascontiguousarray(x), cols, geom, folded)
+def im2col(x, geom):
+    """cols (N, C*kh*kw, oh*ow) of x (N, C, H, W): see the legend."""
+    N, C = x.shape[:2]
+    cols = np.empty((N, C * geom.kh * geom.kw, geom.oh * geom.ow), dtype=x.dtype)
+    _im2col(np.ascontiguousarray(x), cols, geom, False)
     return cols
 
 
-def col2im(cols, geom, H, W, folded=False, N=None):
-    """dx (N, C, H, W): every column entry added back to the pixel it was copied from. cols
-    (N, C*kh*kw, oh*ow), or folded (C*kh*kw, N*oh*ow) for a batch of N."""
-    N = N if folded else cols.shape[0]
-    C = cols.shape[0 if folded else 1] // (geom.kh * geom.kw)
+def col2im(cols, geom, H, W):
+    """dx (N, C, H, W): every column entry added back to the pixel it was copied from."""
+    N, C = cols.shape[0], cols.shape[1] // (geom.kh * geom.kw)
     dx = np.empty((N, C, H, W), dtype=cols.dtype)
-    _col2im(np.ascontiguousarray(cols), dx, geom, folded)
+    _col2im(np.ascontiguousarray(cols), dx, geom, False)
+    return dx
+
+
+def _folded_im2col(x, geom):
+    """colsT (C*kh*kw, N*oh*ow): im2col's columns with the batch inside the rows (plan 3)."""
+    N, C = x.shape[:2]
+    cols = np.empty((C * geom.kh * geom.kw, N * geom.oh * geom.ow), dtype=x.dtype)
+    _im2col(np.ascontiguousarray(x), cols, geom, True)
+    return cols
+
+
+def _folded_col2im(colsT, geom, N, H, W):
+    """dx (N, C, H, W) = col2im of columns laid out as _folded_im2col's."""
+    C = colsT.shape[0] // (geom.kh * geom.kw)
+    dx = np.empty((N, C, H, W), dtype=colsT.dtype)
+    _col2im(np.ascontiguousarray(colsT), dx, geom, True)
     return dx
 
 
@@ -232,7 +246,7 @@ def _folded_columns(x, geom, G):
     transposed."""
     if _is_pointwise(geom):
         return _fold(x.reshape(x.shape[0], x.shape[1], -1), G)
-    cols = im2col(x, geom, folded=True)
+    cols = _folded_im2col(x, geom)
     return cols.reshape(G, cols.shape[0] // G, -1)
 
 
@@ -262,7 +276,7 @@ def _backward_folded(saved, g, needs):
         if _is_pointwise(geom):
             dx = _unfold(dcolsT, N).reshape(N, C, H, W)
         else:
-            dx = col2im(dcolsT.reshape(-1, N * L), geom, H, W, folded=True, N=N)
+            dx = _folded_col2im(dcolsT.reshape(-1, N * L), geom, N, H, W)
     return dx, dweight, (g.sum(axis=(0, 2, 3)) if needs[2] else None)
 
 
