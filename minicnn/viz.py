@@ -448,15 +448,15 @@ def graph_nodes(tensor, names=None):
     labelled with its Function's class name) or "constant" (labelled "no grad": an input that
     needs no gradient, such as the data or a Python number, which the graph does not keep); edges: [(from_key, to_key)] in the direction data flows.
     The walk follows `Tensor._node` to the Context that made a tensor and `Context.inputs` to
-    the tensors it read (leaves, or Outputs of other Contexts). `names` maps tensors to labels, e.g. {x: "x", w: "w"}.
+    the tensors it read (leaves, or Outputs of other Contexts). `names` maps tensors to labels,
+    e.g. {x: "x", w: "w"}.
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"graph_nodes: expected a Tensor, got {type(tensor).__name__}")
-    tensor_key = _tensor_key
-    names = {tensor_key(t): str(n) for t, n in (names or {}).items()}
+    names = {_tensor_key(t): str(n) for t, n in (names or {}).items()}
     nodes, edges = {}, []
 
-    root = tensor_key(tensor)
+    root = _tensor_key(tensor)
     nodes[root] = ("tensor", _tensor_label(tensor, names))
     stack, seen = [tensor], set()
     while stack:
@@ -479,7 +479,7 @@ def graph_nodes(tensor, names=None):
                 nodes[ckey] = ("constant", "no grad")
                 edges.append((ckey, fkey))
                 continue
-            ikey = tensor_key(inp)
+            ikey = _tensor_key(inp)
             if ikey not in nodes or ikey in names:  # a name beats the shape-only label
                 nodes[ikey] = ("tensor", _tensor_label(inp, names))
             edges.append((ikey, fkey))

@@ -393,9 +393,9 @@ def _blocks_backward(x, u, g, dx, du, pt, pl, edges, per_block, gemm):
 def _blocks(x, O, geom):
     """(edges, per_block) of the blocks plan, or None where it does not apply."""
     N = x.shape[0]
-    parts = min(blas_threads_now() or 1, N)
     if N < 2 or gemm_for(x.dtype) is None:
         return None
+    parts = min(blas_threads_now() or 1, N)
     th, tw = tiles(geom.oh, geom.ow)
     per_sample = 16 * (x.shape[1] + O) * th * tw * x.dtype.itemsize
     edges = np.array([N * i // parts for i in range(parts + 1)], dtype=np.int64)
@@ -415,7 +415,6 @@ def conv2d_forward(x, weight, bias, geom):
     N, C = x.shape[:2]
     O, Cg, groups = weight.shape[0], weight.shape[1], geom.groups
     u = weight_transform(weight)                                            # U = G w G^T
-    u4 = u.reshape(16, groups, O // groups, Cg)
     saved = types.SimpleNamespace(plan="winograd", x=x, weight=weight, geom=geom, blocks=_blocks(x, O, geom))
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
     if saved.blocks is not None:
@@ -424,6 +423,7 @@ def conv2d_forward(x, weight, bias, geom):
             _blocks_forward(x, u, np.empty(0, x.dtype) if bias is None else bias, out, geom.pt, geom.pl,
                             edges, per_block, gemm_for(x.dtype))
         return out, saved
+    u4 = u.reshape(16, groups, O // groups, Cg)
     th, tw = tiles(geom.oh, geom.ow)
     saved.step = step = _chunk(x, O, geom)
     for s in range(0, N, step):
