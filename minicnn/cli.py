@@ -542,14 +542,17 @@ def _check_not_empty(train_set, test):
 
 def _check_input_fits(model, shape, args):
     """One image through the model (eval mode, no graph) before training: a model that cannot
-    take this image size fails here, with the options to change, not in the middle of epoch 1."""
+    take this image size fails here, with the options to change, not in the middle of epoch 1.
+    On the CPU it goes through the NumPy reference kernels: the same shape checks, and nothing
+    for Numba to compile (a batch of one takes other plans than the training batches, whose
+    kernels would cost a first run seconds)."""
     import minicnn as mc
     x = mc.zeros(1, *shape)
     if args["device"] != "cpu":
         x = x.to(args["device"])
     model.eval()
     try:
-        with mc.no_grad():
+        with mc.no_grad(), mc.use_kernels("reference"):
             model(x)
     except ValueError as exc:
         raise CLIError(f"model {args['model']!r} does not take {shape[0]} x {shape[1]} x {shape[2]} "

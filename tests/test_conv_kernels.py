@@ -263,6 +263,9 @@ PLAN_CASES = [
     dict(x=(64, 32, 16, 16), w=(32, 32, 1, 1)),                           # pointwise
     dict(x=(3, 16, 9, 10), w=(32, 8, 3, 3), padding=1, groups=2),         # Winograd's
     dict(x=(2, 3, 11, 9), w=(4, 3, 3, 2), stride=(2, 1), dilation=2),     # small: chunks
+    dict(x=(8, 16, 5, 5), w=(120, 16, 5, 5)),                 # kernel = input (C5): no im2col
+    dict(x=(5, 4, 3, 4), w=(6, 2, 3, 4), stride=2, groups=2),  # ... grouped, strided, chunks
+    dict(x=(4, 4, 5, 5), w=(6, 4, 5, 5), padding=1),          # ... but padded: im2col runs
 ]
 
 
@@ -271,7 +274,7 @@ PLAN_CASES = [
 @pytest.mark.parametrize("chunk_bytes", [None, 1], ids=["default", "one sample a chunk"])
 def test_cpu_conv_plan_equals_reference(monkeypatch, dtype, case, chunk_bytes):
     """kernels/cpu/conv.py's conv2d_forward/backward against the reference's, for every plan
-    (Winograd, slices in one kernel, chunks), twice backward (kept columns, then recomputed)."""
+    (Winograd, slices, folded, chunks), twice backward (kept columns, then recomputed)."""
     if chunk_bytes is not None:
         monkeypatch.setattr(numba_conv, "CHUNK_BYTES", chunk_bytes)
         monkeypatch.setattr(numba_conv.winograd, "CHUNK_BYTES", chunk_bytes)
@@ -370,6 +373,37 @@ def test_a_blas_thread_count_the_user_set_is_kept():
         gemm.matmul(a, a)
         assert counts() == {1}
     assert counts() == before
+
+
+def test_run_slices_from_two_threads_at_once():
+    """While one thread's slices hold the helpers, another thread's run one after another in
+    itself: every call still gets all its results, in order."""
+    import threading
+    import time
+
+    from minicnn.kernels.cpu import _threads
+
+    def fn(lo, hi):
+        time.sleep(0.002)
+        return (lo, hi, threading.get_ident())
+
+    results, errors = {}, []
+
+    def caller(k):
+        try:
+            for _ in range(20):
+                got = _threads.run_slices(fn, [0, k, 2 * k, 3 * k])
+                assert [r[:2] for r in got] == [(0, k), (k, 2 * k), (2 * k, 3 * k)]
+            results[k] = True
+        except BaseException as exc:   # reported below, in the test's thread
+            errors.append(exc)
+    threads = [threading.Thread(target=caller, args=(k,)) for k in (1, 5, 7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and sorted(results) == [1, 5, 7]
+    assert not _threads.serial()
 
 
 def test_run_slices_waits_for_all_raises_the_error_and_restores_blas_threads():

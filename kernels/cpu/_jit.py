@@ -96,18 +96,22 @@ def serial_twin(parallel_kernel):
 
 SERIAL_BELOW = 1 << 15  # elements: below this, a kernel's serial twin runs (see `sized`)
 CHEAP_FACTOR = 16       # ... and below 16x as many for a cheap loop (cheap=True)
+STREAM_FACTOR = 4       # ... and below 4x as many for an optimiser's update (streaming=True)
 _twins = {}
 
 
-def sized(parallel_kernel, n, cheap=False):
+def sized(parallel_kernel, n, cheap=False, streaming=False):
     """The kernel to run on n elements: the parallel one, or below SERIAL_BELOW its serial twin.
     Numba's threads sleep between calls (OMP_WAIT_POLICY=PASSIVE, above), and waking a sleeping
     thread costs more than the whole work of a small loop (a softmax over LeNet's logits). A cheap
     loop (a compare and a select per element: relu, its gradient, max pooling's scatter) is bound
     by memory and already fast on one core, where threads make it slower still, so it stays serial
-    up to CHEAP_FACTOR times further. Figures: benchmarks/results/cpu_measurements.md. The twin
-    is compiled on first use."""
-    if n >= SERIAL_BELOW * (CHEAP_FACTOR if cheap else 1):
+    up to CHEAP_FACTOR times further. An optimiser's update (streaming: a few multiply-adds per
+    element over three to five arrays) gains from a second core only past ~100k elements, so it
+    stays serial up to STREAM_FACTOR times further; LeNet-5's then never compiles the parallel
+    one. Figures: benchmarks/results/cpu_measurements.md. The twin is compiled on first use."""
+    factor = CHEAP_FACTOR if cheap else STREAM_FACTOR if streaming else 1
+    if n >= SERIAL_BELOW * factor:
         return parallel_kernel
     twin = _twins.get(parallel_kernel)
     if twin is None:

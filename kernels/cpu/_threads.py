@@ -9,9 +9,11 @@ kernel's own work.
 force (a count the user set stays theirs). `slice_count` says into how many slices a batch of
 small products is worth cutting: one per BLAS thread. `run_slices` runs such slices at the same
 time, the first in the calling thread and the others in helper threads (kernels/cpu/gemm.py's
-rule 2). Convolution does better than Python threads, which hand the GIL back and forth between
-every step of a slice: it runs all its slices inside one parallel Numba kernel
-(kernels/cpu/conv.py, plan 2).
+rule 2). A slice is best one call of a nogil kernel (kernels/cpu/conv.py, plan 2): a slice of
+several Python-level steps hands the GIL back and forth between them, and every hand-over waits
+for a thread to wake. Run that way, the slices are as fast as one parallel Numba kernel with a
+prange over them, and take seconds less to compile on a first run (a prange kernel costs 2-3 s
+more than a serial one: benchmarks/results/cpu_measurements.md).
 
 Inside a slice `serial()` is True for that thread: BLAS calls run on one thread and are not
 split again. Everything a slice calls must release the GIL to overlap: NumPy's loops and BLAS
@@ -23,7 +25,8 @@ from contextlib import contextmanager
 
 _local = threading.local()
 _blas = []  # [set_num_threads, get_num_threads] once looked up; [None, None] without OpenBLAS
-_pool = []  # [ThreadPoolExecutor] of helper threads, made on first use
+_helpers = []  # the _Helper threads, made on first use
+_busy = threading.Lock()  # held while run_slices hands work to the helpers
 
 SMALL_MACS = 1 << 24   # below this many multiply-adds per product, one BLAS thread (gemm.py rule 1)
 SPLIT_MACS = 1 << 22   # a batch of small products with this many in all is worth splitting
@@ -92,16 +95,48 @@ def slice_count(n, macs):
     return min(threads, n)
 
 
+class _Helper:
+    """One helper thread, asleep until it is handed a function to run. Two plain locks hand the
+    work over and back (a futex wake each way): a ThreadPoolExecutor's futures and queue cost
+    about four times as long per call, which shows on LeNet's millisecond layers."""
+
+    def __init__(self):
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._job = self._outcome = None
+        threading.Thread(target=self._loop, name="minicnn-slice", daemon=True).start()
+
+    def start(self, fn, *args):
+        self._job = (fn, args)
+        self._go.release()
+
+    def wait(self):
+        """-> (result, exception or None) of the function handed over by start."""
+        self._done.acquire()
+        outcome, self._outcome = self._outcome, None
+        return outcome
+
+    def _loop(self):
+        while True:
+            self._go.acquire()
+            fn, args = self._job
+            self._job = None
+            try:
+                self._outcome = (fn(*args), None)
+            except BaseException as exc:   # handed back to the caller, which raises it
+                self._outcome = (None, exc)
+            self._done.release()
+
+
 def run_slices(fn, edges):
     """[fn(lo, hi) for each consecutive pair of edges], the first in this thread and the others
     in helper threads, all at once, with BLAS on one thread meanwhile. Waits for all of them;
-    the first exception raised is raised again."""
-    if len(edges) == 2:
-        return [fn(edges[0], edges[1])]
-    threads = blas_threads_now()
-    if not _pool:
-        from concurrent.futures import ThreadPoolExecutor
-        _pool.append(ThreadPoolExecutor(max(threads - 1, 1), thread_name_prefix="minicnn-slice"))
+    the first exception raised is raised again. Another thread that calls it while the helpers
+    are busy runs its slices one after another in itself."""
+    pairs = list(zip(edges[:-1], edges[1:]))
+    if len(pairs) == 1:
+        return [fn(*pairs[0])]
 
     def one(lo, hi):
         _local.serial = True
@@ -110,13 +145,23 @@ def run_slices(fn, edges):
         finally:
             _local.serial = False
 
-    with blas_threads(1):  # global in OpenBLAS: set once here, for every slice
-        others = [_pool[0].submit(one, lo, hi) for lo, hi in zip(edges[1:-1], edges[2:])]
-        try:
-            first = one(edges[0], edges[1])
-        finally:
-            done = [(f.exception(), f) for f in others]   # wait for every slice, even on errors
-        for exc, _ in done:
-            if exc is not None:
-                raise exc
-        return [first] + [f.result() for _, f in done]
+    if not _busy.acquire(blocking=False):     # the helpers are another thread's just now
+        return [one(lo, hi) for lo, hi in pairs]
+    try:
+        while len(_helpers) < len(pairs) - 1:
+            _helpers.append(_Helper())
+        helpers = _helpers[:len(pairs) - 1]
+        with blas_threads(1):  # global in OpenBLAS: set once here, for every slice
+            for helper, (lo, hi) in zip(helpers, pairs[1:]):
+                helper.start(one, lo, hi)
+            try:
+                outcomes = [(one(*pairs[0]), None)]
+            except BaseException as exc:
+                outcomes = [(None, exc)]
+            outcomes += [helper.wait() for helper in helpers]   # every slice, even on errors
+    finally:
+        _busy.release()
+    for _, exc in outcomes:
+        if exc is not None:
+            raise exc
+    return [result for result, _ in outcomes]

@@ -35,9 +35,10 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
        A batch runs in blocks of samples whose transformed tiles stay in the core's cache
        between the transforms and the products (winograd.py says how).
     2. Slices: a batch of small per-sample products (LeNet's layers) is cut into one slice per
-       BLAS thread, and one parallel kernel runs every slice's im2col, GEMMs (NumPy's own
-       OpenBLAS called from inside the kernel on one thread, _blas.py) and col2im back to back,
-       without the GIL. Each slice's columns stay in its core's cache and are kept for dW.
+       BLAS thread, and one call of a serial kernel per slice runs its im2col, GEMMs (NumPy's
+       own OpenBLAS called from inside the kernel on one thread, _blas.py) and col2im back to
+       back, without the GIL; the slices run at the same time in helper threads
+       (_threads.run_slices). Each slice's columns stay in its core's cache and are kept for dW.
        Needs NumPy's 64-bit-integer OpenBLAS; elsewhere the batch goes in chunks (4).
     3. Folded: small maps (oh*ow < FOLD_BELOW) under many weights (Og*Kg >= FOLD_MIN_WEIGHTS:
        ResNet's later stages and its 1x1 layers at 64x64, not LeNet's) make each sample's product
@@ -51,8 +52,9 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
     4. Chunks: otherwise the batch goes through im2col + one batched GEMM in chunks of samples
        whose columns fit in CHUNK_BYTES: buffers of that size are reused by malloc from chunk to
        chunk (kernels/cpu/_memory.py), while every fresh large buffer costs a page fault per
-       page. The backward recomputes the columns unless the whole batch was one chunk. A 1x1
-       kernel with stride 1 and no padding needs no im2col: its columns are the input.
+       page. The backward recomputes the columns unless the whole batch was one chunk.
+    In plans 3 and 4, a 1x1 kernel with stride 1, or a kernel the size of its input (LeNet-5's
+    C5), without padding needs no im2col: its columns are the input, reshaped.
 Figures behind these choices: benchmarks/results/cpu_measurements.md.
 """
 import types
@@ -63,7 +65,7 @@ from numba import prange
 from . import winograd
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
 from ._jit import kernel, serial_twin
-from ._threads import blas_threads, slice_count
+from ._threads import run_slices, slice_count
 from .gemm import matmul
 
 u = np.uint64
@@ -218,13 +220,20 @@ def _columns_bytes(x, weight, geom, n=None):
     return n * weight[0].size * geom.groups * geom.oh * geom.ow * x.dtype.itemsize
 
 
-def _is_pointwise(geom):
-    """A 1x1 kernel, stride 1, no padding: the columns are the input itself, no copy needed."""
-    return geom.kh == geom.kw == geom.sh == geom.sw == 1 and geom.pt == geom.pl == geom.pb == geom.pr == 0
+def _columns_are_input(geom, H, W):
+    """im2col would only copy the input as it is, so it is not run: a 1x1 kernel with stride 1
+    (cols (N, C, H*W)), or a kernel the size of the input (LeNet-5's C5: cols (N, C*H*W, 1)),
+    without padding or dilation. Either way cols = x.reshape(N, C*kh*kw, L)."""
+    unpadded = geom.pt == geom.pl == geom.pb == geom.pr == 0 and geom.dil_h == geom.dil_w == 1
+    pointwise = geom.kh == geom.kw == geom.sh == geom.sw == 1
+    whole = (geom.kh, geom.kw) == (H, W)
+    return unpadded and (pointwise or whole)
 
 
 def _columns(x, geom):
-    return x.reshape(x.shape[0], x.shape[1], -1) if _is_pointwise(geom) else im2col(x, geom)
+    if _columns_are_input(geom, *x.shape[2:]):
+        return x.reshape(x.shape[0], -1, geom.oh * geom.ow)
+    return im2col(x, geom)
 
 
 # ---- plan 3: the batch folded into one product per group ------------------------------------
@@ -242,10 +251,10 @@ def _unfold(aT, N):
 
 
 def _folded_columns(x, geom, G):
-    """colsT (G, Kg, N*L): im2col writes them folded; a 1x1 layer's columns (x itself) are
-    transposed."""
-    if _is_pointwise(geom):
-        return _fold(x.reshape(x.shape[0], x.shape[1], -1), G)
+    """colsT (G, Kg, N*L): im2col writes them folded; columns that are the input itself (a 1x1
+    layer's) are transposed."""
+    if _columns_are_input(geom, *x.shape[2:]):
+        return _fold(x.reshape(x.shape[0], -1, geom.oh * geom.ow), G)
     cols = _folded_im2col(x, geom)
     return cols.reshape(G, cols.shape[0] // G, -1)
 
@@ -273,7 +282,7 @@ def _backward_folded(saved, g, needs):
         matmul(gT, _folded_columns(x, geom, G), trans_b=True, out=dweight.reshape(w3.shape))
     if needs[0]:                                    # dcols = W^T @ g, dx = col2im(dcols)
         dcolsT = matmul(w3, gT, trans_a=True)                   # (G, Kg, N*L)
-        if _is_pointwise(geom):
+        if _columns_are_input(geom, H, W):
             dx = _unfold(dcolsT, N).reshape(N, C, H, W)
         else:
             dx = _folded_col2im(dcolsT.reshape(-1, N * L), geom, N, H, W)
@@ -315,7 +324,7 @@ def _backward_in_chunks(saved, g, needs):
             _add_weight_grad(dwt, g4[s], cols.reshape(n, G, -1, L))
         if needs[0]:                                # dcols = W^T @ g, dx = col2im(dcols)
             dcols = matmul(w3, g4[s], trans_a=True)                     # (n, G, Kg, L)
-            part = dcols.reshape(n, C, H, W) if _is_pointwise(geom) else col2im(dcols.reshape(n, -1, L), geom, H, W)
+            part = dcols.reshape(n, C, H, W) if _columns_are_input(geom, H, W) else col2im(dcols.reshape(n, -1, L), geom, H, W)
             if step >= N:
                 dx = part                           # one chunk: no copy
             else:
@@ -344,57 +353,55 @@ def _add_weight_grad(dwt3, g4, cols4):
         dwt3 += matmul(cols4[a:a + m], g4[a:a + m], trans_b=True).sum(axis=0)
 
 
-# ---- plan 2: the whole layer in slices, in one kernel ------------------------------------------
-# Each prange iteration is a slice [lo, hi) of the batch (edges), running its im2col, its GEMMs
-# and its col2im back to back, without the GIL, on one BLAS thread.
+# ---- plan 2: the whole layer in slices, one kernel call per slice ------------------------------
+# Each slice [lo, hi) of the batch is one call of a serial kernel that runs its im2col, its GEMMs
+# and its col2im back to back without the GIL, on one BLAS thread; run_slices runs the slices
+# at the same time, one per core. (One parallel kernel with a prange over the slices ran as fast,
+# but took 3-4 s longer to compile, on every first run: kernels/cpu/_threads.py.)
 #   w3 (G, Og, Kg)  cols, dcols (N, G*Kg, L)  out, g3 (N, O, L)  x, dx (N, C, H, W)
-#   dwt (S, G, Kg, Og): each slice's share of dW^T      db (S, O): each slice's share of db
+#   dwt (G, Kg, Og): this slice's share of dW^T      db (O,): this slice's share of db
 # An empty bias, dx, dwt or db means "none" / "not needed".
-@kernel
-def _slices_forward(x, w3, bias, out, cols, geom, edges, gemm):
+@kernel(parallel=False)
+def _slice_forward(x, w3, bias, out, cols, geom, lo, hi, gemm):
     G, Og, Kg = w3.shape
     L = geom.oh * geom.ow
     one, zero = x.dtype.type(1), x.dtype.type(0)
-    for part in prange(edges.size - 1):   # one slice [lo, hi) of the batch
-        lo, hi = edges[part], edges[part + 1]
-        _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
+    _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
+    for n in range(lo, hi):
+        for grp in range(G):   # out[n, group grp] (Og, L) = W[grp] (Og, Kg) @ cols[n, group grp] (Kg, L)
+            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[grp].ctypes.data, Kg,
+                 cols[n, grp * Kg:].ctypes.data, L, zero, out[n, grp * Og:].ctypes.data, L)
+        for o in range(bias.size):
+            b = bias[o]
+            for i in range(L):
+                out[n, o, i] += b
+
+
+@kernel(parallel=False)
+def _slice_backward(x, w3, g3, cols, recompute, dx, dcols, dwt, db, geom, lo, hi, gemm):
+    G, Og, Kg = w3.shape
+    L = geom.oh * geom.ow
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    if dwt.size > 0:
+        if recompute:
+            _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
         for n in range(lo, hi):
-            for grp in range(G):   # out[n, group grp] (Og, L) = W[grp] (Og, Kg) @ cols[n, group grp] (Kg, L)
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[grp].ctypes.data, Kg,
-                     cols[n, grp * Kg:].ctypes.data, L, zero, out[n, grp * Og:].ctypes.data, L)
-            for o in range(bias.size):
-                b = bias[o]
+            for grp in range(G):   # dW^T[grp] (Kg, Og) += cols[n, grp] (Kg, L) @ g[n, grp]^T (L, Og)
+                gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, cols[n, grp * Kg:].ctypes.data, L,
+                     g3[n, grp * Og:].ctypes.data, L, one, dwt[grp].ctypes.data, Og)
+    if dx.size > 0:
+        for n in range(lo, hi):
+            for grp in range(G):   # dcols[n, grp] (Kg, L) = W[grp]^T (Kg, Og) @ g[n, grp] (Og, L)
+                gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[grp].ctypes.data, Kg,
+                     g3[n, grp * Og:].ctypes.data, L, zero, dcols[n, grp * Kg:].ctypes.data, L)
+        _col2im_serial(dcols[lo:hi], dx[lo:hi], geom, False)
+    if db.size > 0:
+        for n in range(lo, hi):
+            for o in range(g3.shape[1]):
+                acc = zero
                 for i in range(L):
-                    out[n, o, i] += b
-
-
-@kernel
-def _slices_backward(x, w3, g3, cols, recompute, dx, dcols, dwt, db, geom, edges, gemm):
-    G, Og, Kg = w3.shape
-    L = geom.oh * geom.ow
-    one, zero = x.dtype.type(1), x.dtype.type(0)
-    for part in prange(edges.size - 1):   # one slice [lo, hi) of the batch
-        lo, hi = edges[part], edges[part + 1]
-        if dwt.size > 0:
-            if recompute:
-                _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
-            for n in range(lo, hi):
-                for grp in range(G):   # dW^T[grp] (Kg, Og) += cols[n, grp] (Kg, L) @ g[n, grp]^T (L, Og)
-                    gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, cols[n, grp * Kg:].ctypes.data, L,
-                         g3[n, grp * Og:].ctypes.data, L, one, dwt[part, grp].ctypes.data, Og)
-        if dx.size > 0:
-            for n in range(lo, hi):
-                for grp in range(G):   # dcols[n, grp] (Kg, L) = W[grp]^T (Kg, Og) @ g[n, grp] (Og, L)
-                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[grp].ctypes.data, Kg,
-                         g3[n, grp * Og:].ctypes.data, L, zero, dcols[n, grp * Kg:].ctypes.data, L)
-            _col2im_serial(dcols[lo:hi], dx[lo:hi], geom, False)
-        if db.size > 0:
-            for n in range(lo, hi):
-                for o in range(g3.shape[1]):
-                    acc = zero
-                    for i in range(L):
-                        acc += g3[n, o, i]
-                    db[part, o] += acc
+                    acc += g3[n, o, i]
+                db[o] += acc
 
 
 def _forward_in_slices(x, weight, bias, geom, edges):
@@ -403,9 +410,8 @@ def _forward_in_slices(x, weight, bias, geom, edges):
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
     cols = np.empty((N, G * w3.shape[2], L), dtype=x.dtype)
     b1 = np.empty(0, dtype=x.dtype) if bias is None else bias
-    edges = np.asarray(edges, dtype=np.int64)
-    with blas_threads(1):                  # each slice's GEMMs run on its own core
-        _slices_forward(x, w3, b1, out.reshape(N, O, L), cols, geom, edges, gemm_for(x.dtype))
+    out3, gemm = out.reshape(N, O, L), gemm_for(x.dtype)
+    run_slices(lambda lo, hi: _slice_forward(x, w3, b1, out3, cols, geom, lo, hi, gemm), edges)
     return out, types.SimpleNamespace(plan="slices", x=x, weight=weight, geom=geom, cols=cols, edges=edges)
 
 
@@ -413,16 +419,17 @@ def _backward_in_slices(saved, g, needs):
     x, weight, geom, edges = saved.x, saved.weight, saved.geom, saved.edges
     N, C, H, W = x.shape
     O, G, L, S = weight.shape[0], geom.groups, geom.oh * geom.ow, len(edges) - 1
-    w3 = weight.reshape(G, O // G, -1)
+    Og, Kg = O // G, weight[0].size
     recompute = saved.cols is None          # a second backward: the columns were freed
-    cols = np.empty((N, G * w3.shape[2], L), x.dtype) if recompute else saved.cols
+    cols = np.empty((N, G * Kg, L), x.dtype) if recompute else saved.cols
     dx = np.empty((N if needs[0] else 0, C, H, W), x.dtype)
-    dcols = np.empty((N if needs[0] else 0, G * w3.shape[2], L), x.dtype)
-    dwt = np.zeros((S if needs[1] else 0, G, w3.shape[2], O // G), x.dtype)
-    db = np.zeros((S if needs[2] else 0, O), x.dtype)
-    with blas_threads(1):
-        _slices_backward(x, w3, g.reshape(N, O, L), cols, recompute, dx, dcols, dwt, db, geom, edges,
-                         gemm_for(x.dtype))
+    dcols = np.empty((N if needs[0] else 0, G * Kg, L), x.dtype)
+    dwt = np.zeros((S, G, Kg, Og) if needs[1] else (S, 0, 0, 0), x.dtype)   # one share per slice
+    db = np.zeros((S, O if needs[2] else 0), x.dtype)
+    part = {lo: i for i, lo in enumerate(edges[:-1])}
+    w3, g3, gemm = weight.reshape(G, Og, Kg), g.reshape(N, O, L), gemm_for(x.dtype)
+    run_slices(lambda lo, hi: _slice_backward(x, w3, g3, cols, recompute, dx, dcols, dwt[part[lo]],
+                                              db[part[lo]], geom, lo, hi, gemm), edges)
     saved.cols = None
     dweight = _as_weight(dwt.sum(axis=0), weight.shape) if needs[1] else None
     return (dx if needs[0] else None), dweight, (db.sum(axis=0) if needs[2] else None)

@@ -70,7 +70,7 @@ def sgd_update(p, grad, buf, lr, momentum, dampening, weight_decay, nesterov, ma
         return reference.sgd_update(p, grad, buf, lr, momentum, dampening, weight_decay, nesterov,
                                     maximize, first)
     f = p.dtype.type
-    sized(_sgd_kernel, p.size)(*flat, f(lr), f(momentum), f(1 - dampening), f(weight_decay),
+    sized(_sgd_kernel, p.size, streaming=True)(*flat, f(lr), f(momentum), f(1 - dampening), f(weight_decay),
                                bool(nesterov), bool(maximize), bool(first))
 
 
@@ -83,7 +83,7 @@ def adam_update(p, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoup
     f = p.dtype.type
     step_size = lr / (1 - beta1 ** step)
     sqrt_bc2 = math.sqrt(1 - beta2 ** step)
-    sized(_adam_kernel, p.size)(*flat, f(lr), f(beta1), f(beta2), f(eps), f(weight_decay),
+    sized(_adam_kernel, p.size, streaming=True)(*flat, f(lr), f(beta1), f(beta2), f(eps), f(weight_decay),
                                 bool(decoupled), bool(amsgrad), bool(maximize), f(step_size),
                                 f(sqrt_bc2), f(1))
 
