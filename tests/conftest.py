@@ -13,9 +13,13 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and shutil.which("nvidia-smi") is No
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
     sys.setswitchinterval(5e-4)  # the simulator's threads meet at syncthreads much sooner
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+# The command-line tests train many models once each: a compile helper per model's first run
+# (minicnn/precompile.py) would fight the tests for the cores. tests/test_precompile.py runs it.
+os.environ.setdefault("MINICNN_PRECOMPILE", "0")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "ci", derandomize=True, deadline=None, max_examples=30, print_blob=True,

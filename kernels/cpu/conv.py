@@ -260,7 +260,7 @@ def _folded_columns(x, geom, G):
 
 
 def _forward_folded(x, weight, bias, geom):
-    N, O, G, L = x.shape[0], weight.shape[0], geom.groups, geom.oh * geom.ow
+    N, O, G = x.shape[0], weight.shape[0], geom.groups
     w3 = weight.reshape(G, O // G, -1)
     colsT = _folded_columns(x, geom, G)
     out = _unfold(matmul(w3, colsT), N).reshape(N, O, geom.oh, geom.ow)
