@@ -744,7 +744,8 @@ def _start_precompile(args):
     import subprocess
     if (os.cpu_count() or 1) < 2 or os.environ.get("MINICNN_PRECOMPILE", "1") == "0":
         return None
-    classes = len(_shapes_classes()) if args["dataset"] == "shapes" else 10
+    from .data import Shapes
+    classes = len(Shapes.classes) if args["dataset"] == "shapes" else 10
     channels, size = _channels(args), _image_size(args)
     optimizer = {k: args[k] for k in ("optimizer", "lr", "momentum", "weight_decay")}
     spec = {"model": args["model"], "model_kwargs": _model_kwargs(args, classes, channels),
@@ -763,11 +764,6 @@ def _stop_precompile(helper):
     if helper.poll() is None:
         helper.kill()
         helper.wait()
-
-
-def _shapes_classes():
-    from .data.shapes import CLASSES
-    return CLASSES
 
 
 def _mark_compiled(marker):
