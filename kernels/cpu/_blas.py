@@ -11,7 +11,7 @@ through the pointer it is given, so the on-disk cache stays valid from one run t
 
 Why: a batch of small products (LeNet's) is fastest cut into one slice per core; done from
 Python threads, every slice hands the GIL back and forth between its steps, and each hand-over
-waits for the waiting thread to be woken. One parallel Numba kernel that runs each slice's
+waits for the waiting thread to be woken. One Numba kernel call per slice that runs its
 im2col, GEMMs and col2im without the GIL avoids all of that (kernels/cpu/conv.py, plan 2).
 
 Only the 64-bit-integer interface that NumPy's wheels ship (scipy-openblas64: symbols ending in

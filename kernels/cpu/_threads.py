@@ -9,10 +9,11 @@ kernel's own work.
 force (a count the user set stays theirs). `slice_count` says into how many slices a batch of
 small products is worth cutting: one per BLAS thread. `run_slices` runs such slices at the same
 time, the first in the calling thread and the others in helper threads (kernels/cpu/gemm.py's
-rule 2). Convolution does better than Python threads, which hand the GIL back and forth between
-every step of a slice: it runs all its slices inside one parallel Numba kernel
-(kernels/cpu/conv.py, plan 2; benchmarks/results/cpu_measurements.md has a whole-epoch figure
-against one nogil kernel call per slice on these threads).
+rule 2). A slice is best one call of a nogil kernel (kernels/cpu/conv.py, plan 2): a slice of
+several Python-level steps hands the GIL back and forth between them, and every hand-over waits
+for a thread to wake. Run that way, the slices are as fast as one parallel Numba kernel with a
+prange over them, and take seconds less to compile on a first run (a prange kernel costs 2-3 s
+more than a serial one: benchmarks/results/cpu_measurements.md).
 
 Inside a slice `serial()` is True for that thread: BLAS calls run on one thread and are not
 split again. Everything a slice calls must release the GIL to overlap: NumPy's loops and BLAS

@@ -35,11 +35,10 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
        A batch runs in blocks of samples whose transformed tiles stay in the core's cache
        between the transforms and the products (winograd.py says how).
     2. Slices: a batch of small per-sample products (LeNet's layers) is cut into one slice per
-       BLAS thread, and one parallel kernel runs every slice's im2col, GEMMs (NumPy's own
-       OpenBLAS called from inside the kernel on one thread, _blas.py) and col2im back to back,
-       without the GIL. Each slice's columns stay in its core's cache and are kept for dW.
-       (A serial kernel per slice on helper threads compiles 3-4 s faster and runs each layer
-       as fast alone, but a whole MNIST epoch took 6.1 s against 4.0-4.8: cpu_measurements.md.)
+       BLAS thread, and one call of a serial kernel per slice runs its im2col, GEMMs (NumPy's
+       own OpenBLAS called from inside the kernel on one thread, _blas.py) and col2im back to
+       back, without the GIL; the slices run at the same time in helper threads
+       (_threads.run_slices). Each slice's columns stay in its core's cache and are kept for dW.
        Needs NumPy's 64-bit-integer OpenBLAS; elsewhere the batch goes in chunks (4).
     3. Folded: small maps (oh*ow < FOLD_BELOW) under many weights (Og*Kg >= FOLD_MIN_WEIGHTS:
        ResNet's later stages and its 1x1 layers at 64x64, not LeNet's) make each sample's product
@@ -66,7 +65,7 @@ from numba import prange
 from . import winograd
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
 from ._jit import kernel, serial_twin
-from ._threads import blas_threads, slice_count
+from ._threads import run_slices, slice_count
 from .gemm import matmul
 
 u = np.uint64
@@ -354,57 +353,55 @@ def _add_weight_grad(dwt3, g4, cols4):
         dwt3 += matmul(cols4[a:a + m], g4[a:a + m], trans_b=True).sum(axis=0)
 
 
-# ---- plan 2: the whole layer in slices, in one kernel ------------------------------------------
-# Each prange iteration is a slice [lo, hi) of the batch (edges), running its im2col, its GEMMs
-# and its col2im back to back, without the GIL, on one BLAS thread.
+# ---- plan 2: the whole layer in slices, one kernel call per slice ------------------------------
+# Each slice [lo, hi) of the batch is one call of a serial kernel that runs its im2col, its GEMMs
+# and its col2im back to back without the GIL, on one BLAS thread; run_slices runs the slices
+# at the same time, one per core. (One parallel kernel with a prange over the slices ran as fast,
+# but took 3-4 s longer to compile, on every first run: kernels/cpu/_threads.py.)
 #   w3 (G, Og, Kg)  cols, dcols (N, G*Kg, L)  out, g3 (N, O, L)  x, dx (N, C, H, W)
-#   dwt (S, G, Kg, Og): each slice's share of dW^T      db (S, O): each slice's share of db
+#   dwt (G, Kg, Og): this slice's share of dW^T      db (O,): this slice's share of db
 # An empty bias, dx, dwt or db means "none" / "not needed".
-@kernel
-def _slices_forward(x, w3, bias, out, cols, geom, edges, gemm):
+@kernel(parallel=False)
+def _slice_forward(x, w3, bias, out, cols, geom, lo, hi, gemm):
     G, Og, Kg = w3.shape
     L = geom.oh * geom.ow
     one, zero = x.dtype.type(1), x.dtype.type(0)
-    for part in prange(edges.size - 1):   # one slice [lo, hi) of the batch
-        lo, hi = edges[part], edges[part + 1]
-        _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
+    _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
+    for n in range(lo, hi):
+        for grp in range(G):   # out[n, group grp] (Og, L) = W[grp] (Og, Kg) @ cols[n, group grp] (Kg, L)
+            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[grp].ctypes.data, Kg,
+                 cols[n, grp * Kg:].ctypes.data, L, zero, out[n, grp * Og:].ctypes.data, L)
+        for o in range(bias.size):
+            b = bias[o]
+            for i in range(L):
+                out[n, o, i] += b
+
+
+@kernel(parallel=False)
+def _slice_backward(x, w3, g3, cols, recompute, dx, dcols, dwt, db, geom, lo, hi, gemm):
+    G, Og, Kg = w3.shape
+    L = geom.oh * geom.ow
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    if dwt.size > 0:
+        if recompute:
+            _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
         for n in range(lo, hi):
-            for grp in range(G):   # out[n, group grp] (Og, L) = W[grp] (Og, Kg) @ cols[n, group grp] (Kg, L)
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[grp].ctypes.data, Kg,
-                     cols[n, grp * Kg:].ctypes.data, L, zero, out[n, grp * Og:].ctypes.data, L)
-            for o in range(bias.size):
-                b = bias[o]
+            for grp in range(G):   # dW^T[grp] (Kg, Og) += cols[n, grp] (Kg, L) @ g[n, grp]^T (L, Og)
+                gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, cols[n, grp * Kg:].ctypes.data, L,
+                     g3[n, grp * Og:].ctypes.data, L, one, dwt[grp].ctypes.data, Og)
+    if dx.size > 0:
+        for n in range(lo, hi):
+            for grp in range(G):   # dcols[n, grp] (Kg, L) = W[grp]^T (Kg, Og) @ g[n, grp] (Og, L)
+                gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[grp].ctypes.data, Kg,
+                     g3[n, grp * Og:].ctypes.data, L, zero, dcols[n, grp * Kg:].ctypes.data, L)
+        _col2im_serial(dcols[lo:hi], dx[lo:hi], geom, False)
+    if db.size > 0:
+        for n in range(lo, hi):
+            for o in range(g3.shape[1]):
+                acc = zero
                 for i in range(L):
-                    out[n, o, i] += b
-
-
-@kernel
-def _slices_backward(x, w3, g3, cols, recompute, dx, dcols, dwt, db, geom, edges, gemm):
-    G, Og, Kg = w3.shape
-    L = geom.oh * geom.ow
-    one, zero = x.dtype.type(1), x.dtype.type(0)
-    for part in prange(edges.size - 1):   # one slice [lo, hi) of the batch
-        lo, hi = edges[part], edges[part + 1]
-        if dwt.size > 0:
-            if recompute:
-                _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
-            for n in range(lo, hi):
-                for grp in range(G):   # dW^T[grp] (Kg, Og) += cols[n, grp] (Kg, L) @ g[n, grp]^T (L, Og)
-                    gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, cols[n, grp * Kg:].ctypes.data, L,
-                         g3[n, grp * Og:].ctypes.data, L, one, dwt[part, grp].ctypes.data, Og)
-        if dx.size > 0:
-            for n in range(lo, hi):
-                for grp in range(G):   # dcols[n, grp] (Kg, L) = W[grp]^T (Kg, Og) @ g[n, grp] (Og, L)
-                    gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[grp].ctypes.data, Kg,
-                         g3[n, grp * Og:].ctypes.data, L, zero, dcols[n, grp * Kg:].ctypes.data, L)
-            _col2im_serial(dcols[lo:hi], dx[lo:hi], geom, False)
-        if db.size > 0:
-            for n in range(lo, hi):
-                for o in range(g3.shape[1]):
-                    acc = zero
-                    for i in range(L):
-                        acc += g3[n, o, i]
-                    db[part, o] += acc
+                    acc += g3[n, o, i]
+                db[o] += acc
 
 
 def _forward_in_slices(x, weight, bias, geom, edges):
@@ -413,9 +410,8 @@ def _forward_in_slices(x, weight, bias, geom, edges):
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
     cols = np.empty((N, G * w3.shape[2], L), dtype=x.dtype)
     b1 = np.empty(0, dtype=x.dtype) if bias is None else bias
-    edges = np.asarray(edges, dtype=np.int64)
-    with blas_threads(1):                  # each slice's GEMMs run on its own core
-        _slices_forward(x, w3, b1, out.reshape(N, O, L), cols, geom, edges, gemm_for(x.dtype))
+    out3, gemm = out.reshape(N, O, L), gemm_for(x.dtype)
+    run_slices(lambda lo, hi: _slice_forward(x, w3, b1, out3, cols, geom, lo, hi, gemm), edges)
     return out, types.SimpleNamespace(plan="slices", x=x, weight=weight, geom=geom, cols=cols, edges=edges)
 
 
@@ -423,16 +419,17 @@ def _backward_in_slices(saved, g, needs):
     x, weight, geom, edges = saved.x, saved.weight, saved.geom, saved.edges
     N, C, H, W = x.shape
     O, G, L, S = weight.shape[0], geom.groups, geom.oh * geom.ow, len(edges) - 1
-    w3 = weight.reshape(G, O // G, -1)
+    Og, Kg = O // G, weight[0].size
     recompute = saved.cols is None          # a second backward: the columns were freed
-    cols = np.empty((N, G * w3.shape[2], L), x.dtype) if recompute else saved.cols
+    cols = np.empty((N, G * Kg, L), x.dtype) if recompute else saved.cols
     dx = np.empty((N if needs[0] else 0, C, H, W), x.dtype)
-    dcols = np.empty((N if needs[0] else 0, G * w3.shape[2], L), x.dtype)
-    dwt = np.zeros((S if needs[1] else 0, G, w3.shape[2], O // G), x.dtype)
-    db = np.zeros((S if needs[2] else 0, O), x.dtype)
-    with blas_threads(1):
-        _slices_backward(x, w3, g.reshape(N, O, L), cols, recompute, dx, dcols, dwt, db, geom, edges,
-                         gemm_for(x.dtype))
+    dcols = np.empty((N if needs[0] else 0, G * Kg, L), x.dtype)
+    dwt = np.zeros((S, G, Kg, Og) if needs[1] else (S, 0, 0, 0), x.dtype)   # one share per slice
+    db = np.zeros((S, O if needs[2] else 0), x.dtype)
+    part = {lo: i for i, lo in enumerate(edges[:-1])}
+    w3, g3, gemm = weight.reshape(G, Og, Kg), g.reshape(N, O, L), gemm_for(x.dtype)
+    run_slices(lambda lo, hi: _slice_backward(x, w3, g3, cols, recompute, dx, dcols, dwt[part[lo]],
+                                              db[part[lo]], geom, lo, hi, gemm), edges)
     saved.cols = None
     dweight = _as_weight(dwt.sum(axis=0), weight.shape) if needs[1] else None
     return (dx if needs[0] else None), dweight, (db.sum(axis=0) if needs[2] else None)
