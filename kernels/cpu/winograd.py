@@ -301,15 +301,17 @@ def weight_grad_transform(du):
 #
 # Blocks (a batch of two or more, NumPy's OpenBLAS callable from Numba): the batch is cut into
 # one part per thread, and one parallel kernel runs each part a block of samples at a time:
-# transform the block's tiles, multiply, transform back, while its V and M (16 values per tile
-# and channel, ~4x the block's input and output) are still in the core's cache. Transforming
-# the whole tensor first sends 4x the activations out to memory and back: on VGG's 56x56 maps
-# the transforms alone then took longer than the products. The 16 products per block are
-# one-thread BLAS calls from inside the kernel (_blas.py), as in kernels/cpu/conv.py's slices.
-# dW is summed per part (parts in du) and the parts added at the end. Fwd+bwd of a 3x3 layer
-# (2 threads, this machine: benchmarks/results/cpu_measurements.md): 64->64 at 56x56, batch 8,
-# 36-39 ms in blocks, 45-50 whole; 128->128 at 28x28 19-29 against 23-34; 64->64 at 16x16,
-# batch 16, 7.4-8.5 against 8.9-9.0.
+# transform the block's tiles, multiply, transform back, while its V and M are still in cache.
+# The 16 products per block are one-thread BLAS calls from inside the kernel (_blas.py), as in
+# kernels/cpu/conv.py's slices; dW is summed per part (parts in du) and the parts added at the end.
+#
+# Inside a block the channels are innermost: each sample's plane stack (C, H, W) is copied,
+# padded, to (Hp, Wp, C), and the tiles' transforms run as vector loops over the channels
+# (64 to 512 long) rather than along a row of tiles (2 to 28 long on ResNet's and AlphaGo's
+# maps). V and M are (16, tiles, channels), which BLAS multiplies as they are. A block holds
+# about TARGET_TILES tiles: a product of fewer runs well below BLAS's rate on one core (with 192
+# channels, 55 GFLOP/s for 100 tiles against 139 for 512), one of more leaves cache for nothing.
+# Figures: benchmarks/results/cpu_measurements.md.
 #
 # Whole tensors (one sample): V = input_transform(x), M = U V, y = output_transform(M), in
 # chunks of samples whose V and M fit in CHUNK_BYTES; the prange loops inside the transforms
@@ -318,10 +320,151 @@ def weight_grad_transform(du):
 # Neither U nor V is kept for the backward: both are transformed again there. U = G w G^T is
 # 16/9 of the weights and costs ~1% of the layer to recompute; V is 4x the input (kept V's were
 # the largest thing a ResNet-18 step held: 35 of 249 MiB at batch 32, and U's another 16).
-#   u (16, O, Cg)  v (16, C, nb)  m, gh (16, O, nb)  dv (16, C, nb)  du (parts, 16, O, Cg)
+#   u (16, O, Cg)  v, dv (16, nb, C)  m, gh (16, nb, O)  du (parts, 16, O, Cg)
+#   xt, ps (Hp, Wp, C) = (2th + 2, 2tw + 2, C): one sample's padded input (or its gradient)
+#   yt (2th, 2tw, O): one sample's output (or output gradient), channels innermost
 #   nb = samples per block * th*tw;  edges: part p is samples edges[p] .. edges[p+1] - 1
 CHUNK_BYTES = 64 * 2**20
-BLOCK_BYTES = 2**19        # a block's V and M: within a core's L2 cache (512 KiB on the AMD VMs)
+TARGET_TILES = 512         # tiles per block, i.e. the products' long side
+BLOCK_BYTES = 16 * 2**20   # at most this much V and M per block (per thread)
+
+
+@kernel(parallel=False)
+def _to_channels_last(x3, xt, top, left):
+    """xt[top + h, left + w, c] = x3[c, h, w] for what fits in xt; the rest of xt is untouched
+    (zero padding, written once)."""
+    C, H, W = x3.shape
+    for h in range(min(H, xt.shape[0] - top)):
+        for w in range(min(W, xt.shape[1] - left)):
+            dst = xt[top + h, left + w]
+            for c in range(C):
+                dst[c] = x3[c, h, w]
+
+
+@kernel(parallel=False)
+def _from_channels_last(xt, x3, top, left):
+    """x3[c, h, w] = xt[top + h, left + w, c], 0 where xt ends: the inverse, cropping the
+    padding away."""
+    C, H, W = x3.shape
+    for c in range(C):
+        for h in range(H):
+            for w in range(W):
+                inside = top + h < xt.shape[0] and left + w < xt.shape[1]
+                x3[c, h, w] = xt[top + h, left + w, c] if inside else 0
+
+
+@kernel(parallel=False)
+def _input_tiles(xt, v, t0, th, tw, e):
+    """v[4a + b, t0 + ty*tw + tx, :] = (B^T d B)[a, b] for every 4x4 tile d of xt (Hp, Wp, C).
+    e (4, Wp, C) is scratch: B^T d down one row of tiles, every column at once."""
+    for ty in range(th):
+        r0, r1, r2, r3 = xt[2 * ty], xt[2 * ty + 1], xt[2 * ty + 2], xt[2 * ty + 3]
+        for col in range(xt.shape[1]):                      # down the columns: B^T d
+            d0, d1, d2, d3 = r0[col], r1[col], r2[col], r3[col]
+            e0, e1, e2, e3 = e[0, col], e[1, col], e[2, col], e[3, col]
+            for c in range(xt.shape[2]):
+                e0[c] = d0[c] - d2[c]
+                e1[c] = d1[c] + d2[c]
+                e2[c] = d2[c] - d1[c]
+                e3[c] = d1[c] - d3[c]
+        for tx in range(tw):                                # along the rows: (B^T d) B
+            t = t0 + ty * tw + tx
+            for a in range(4):
+                q0, q1, q2, q3 = e[a, 2 * tx], e[a, 2 * tx + 1], e[a, 2 * tx + 2], e[a, 2 * tx + 3]
+                v0, v1, v2, v3 = v[4 * a, t], v[4 * a + 1, t], v[4 * a + 2, t], v[4 * a + 3, t]
+                for c in range(xt.shape[2]):
+                    v0[c] = q0[c] - q2[c]
+                    v1[c] = q1[c] + q2[c]
+                    v2[c] = q2[c] - q1[c]
+                    v3[c] = q1[c] - q3[c]
+
+
+@kernel(parallel=False)
+def _input_grad_tiles(dv, t0, th, tw, ps, r):
+    """ps (Hp, Wp, C) += B dV B^T of every tile t0 .. t0 + th*tw - 1, each added where its tile
+    was read. r (4, 4, C) is scratch: r[k, b] = row k of B dV, column b."""
+    for ty in range(th):
+        for tx in range(tw):
+            t = t0 + ty * tw + tx
+            for b in range(4):                              # down the columns: B dV
+                e0, e1, e2, e3 = dv[b, t], dv[4 + b, t], dv[8 + b, t], dv[12 + b, t]
+                for c in range(ps.shape[2]):
+                    r[0, b, c] = e0[c]
+                    r[1, b, c] = e1[c] - e2[c] + e3[c]
+                    r[2, b, c] = e1[c] + e2[c] - e0[c]
+                    r[3, b, c] = -e3[c]
+            for k in range(4):                              # along the rows: (B dV) B^T
+                p0, p1 = ps[2 * ty + k, 2 * tx], ps[2 * ty + k, 2 * tx + 1]
+                p2, p3 = ps[2 * ty + k, 2 * tx + 2], ps[2 * ty + k, 2 * tx + 3]
+                q0, q1, q2, q3 = r[k, 0], r[k, 1], r[k, 2], r[k, 3]
+                for c in range(ps.shape[2]):
+                    p0[c] += q0[c]
+                    p1[c] += q1[c] - q2[c] + q3[c]
+                    p2[c] += q1[c] + q2[c] - q0[c]
+                    p3[c] -= q3[c]
+
+
+@kernel(parallel=False)
+def _output_tiles(m, t0, y3, bias, yt):
+    """y3 (O, oh, ow) = A^T m A + b from one sample's tiles t0 .. t0 + th*tw - 1 of m (16, nb, O),
+    through yt (2th, 2tw, O)."""
+    O, oh, ow = y3.shape
+    th, tw = tiles(oh, ow)
+    for ty in range(th):
+        for tx in range(tw):
+            t = t0 + ty * tw + tx
+            y00, y01 = yt[2 * ty, 2 * tx], yt[2 * ty, 2 * tx + 1]
+            y10, y11 = yt[2 * ty + 1, 2 * tx], yt[2 * ty + 1, 2 * tx + 1]
+            for o in range(O):
+                b = bias[o] if bias.size > 0 else 0
+                a0, a1, a2, a3 = m[0, t, o], m[1, t, o], m[2, t, o], m[3, t, o]
+                b0, b1, b2, b3 = m[4, t, o], m[5, t, o], m[6, t, o], m[7, t, o]
+                c0, c1, c2, c3 = m[8, t, o], m[9, t, o], m[10, t, o], m[11, t, o]
+                d0, d1, d2, d3 = m[12, t, o], m[13, t, o], m[14, t, o], m[15, t, o]
+                r0, r1, r2, r3 = a0 + b0 + c0, a1 + b1 + c1, a2 + b2 + c2, a3 + b3 + c3   # A^T m, row 0
+                s0, s1, s2, s3 = b0 - c0 - d0, b1 - c1 - d1, b2 - c2 - d2, b3 - c3 - d3   # ... row 1
+                y00[o] = r0 + r1 + r2 + b                                                 # (A^T m) A
+                y01[o] = r1 - r2 - r3 + b
+                y10[o] = s0 + s1 + s2 + b
+                y11[o] = s1 - s2 - s3 + b
+    for o in range(O):                       # the tiles into place, cropped at odd sizes
+        for h in range(oh):
+            src, dst = yt[h], y3[o, h]
+            for w in range(ow):
+                dst[w] = src[w, o]
+
+
+@kernel(parallel=False)
+def _grad_output_tiles(g3, gh, t0, yt):
+    """gh[:, t0 + t, :] = A g A^T of every 2x2 tile of one sample's output gradient g3 (O, oh, ow),
+    through yt (2th, 2tw, O), whose rows and columns past oh and ow stay 0."""
+    O, oh, ow = g3.shape
+    th, tw = tiles(oh, ow)
+    for h in range(oh):
+        for w in range(ow):
+            dst = yt[h, w]
+            for o in range(O):
+                dst[o] = g3[o, h, w]
+    for ty in range(th):
+        for tx in range(tw):
+            t = t0 + ty * tw + tx
+            q00, q01 = yt[2 * ty, 2 * tx], yt[2 * ty, 2 * tx + 1]
+            q10, q11 = yt[2 * ty + 1, 2 * tx], yt[2 * ty + 1, 2 * tx + 1]
+            for a in range(4):
+                h0, h1, h2, h3 = gh[4 * a, t], gh[4 * a + 1, t], gh[4 * a + 2, t], gh[4 * a + 3, t]
+                for o in range(O):
+                    if a == 0:                       # down the columns: row a of A g
+                        e0, e1 = q00[o], q01[o]
+                    elif a == 1:
+                        e0, e1 = q00[o] + q10[o], q01[o] + q11[o]
+                    elif a == 2:
+                        e0, e1 = q00[o] - q10[o], q01[o] - q11[o]
+                    else:
+                        e0, e1 = -q10[o], -q11[o]
+                    h0[o] = e0                       # along the rows: (A g) A^T
+                    h1[o] = e0 + e1
+                    h2[o] = e0 - e1
+                    h3[o] = -e1
 
 
 @kernel
@@ -331,25 +474,23 @@ def _blocks_forward(x, u, bias, out, pt, pl, edges, per_block, gemm):
     G = C // Cg
     Og = O // G
     th, tw = tiles(out.shape[2], out.shape[3])
-    P, ld = th * tw, per_block * th * tw                # tiles per sample; columns of v and m
+    P, nb = th * tw, per_block * th * tw                 # tiles per sample, per block
     one, zero = x.dtype.type(1), x.dtype.type(0)
     for part in prange(edges.size - 1):
-        v, m = np.empty((16, C, ld), x.dtype), np.empty((16, O, ld), x.dtype)
-        xs, e = np.empty((2 * th + 2, 2, tw + 1), x.dtype), np.empty((2, tw + 1), x.dtype)
-        z = np.empty((2, 2, P), x.dtype)
+        v, m = np.empty((16, nb, C), x.dtype), np.empty((16, nb, O), x.dtype)
+        xt, e = np.zeros((2 * th + 2, 2 * tw + 2, C), x.dtype), np.empty((4, 2 * tw + 2, C), x.dtype)
+        yt = np.empty((2 * th, 2 * tw, O), x.dtype)
         for n0 in range(edges[part], edges[part + 1], per_block):
             n1 = min(n0 + per_block, edges[part + 1])
-            for c in range(C):                                           # V = B^T d B
-                for n in range(n0, n1):
-                    _input_plane(x[n, c], v, c, (n - n0) * P, pt, pl, th, tw, xs, e)
-            for xi in range(16):                                         # M = U V, per xi and group
+            for n in range(n0, n1):                                      # V = B^T d B
+                _to_channels_last(x[n], xt, pt, pl)
+                _input_tiles(xt, v, (n - n0) * P, th, tw, e)
+            for xi in range(16):                     # M[xi] (T, Og) = V[xi] (T, Cg) @ U[xi]^T, per group
                 for grp in range(G):
-                    gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, (n1 - n0) * P, Cg, one, u[xi, grp * Og:].ctypes.data,
-                         Cg, v[xi, grp * Cg:].ctypes.data, ld, zero, m[xi, grp * Og:].ctypes.data, ld)
-            for o in range(O):                                           # y = A^T M A + b
-                b = zero if bias.size == 0 else bias[o]
-                for n in range(n0, n1):
-                    _output_plane(m, o, (n - n0) * P, out[n, o], b, z)
+                    gemm(ROW_MAJOR, NO_TRANS, TRANS, (n1 - n0) * P, Og, Cg, one, v[xi, 0, grp * Cg:].ctypes.data, C,
+                         u[xi, grp * Og:].ctypes.data, Cg, zero, m[xi, 0, grp * Og:].ctypes.data, O)
+            for n in range(n0, n1):                                      # y = A^T M A + b
+                _output_tiles(m, (n - n0) * P, out[n], bias, yt)
 
 
 @kernel
@@ -360,34 +501,35 @@ def _blocks_backward(x, u, g, dx, du, pt, pl, edges, per_block, gemm):
     G = C // Cg
     Og = O // G
     th, tw = tiles(g.shape[2], g.shape[3])
-    P, ld = th * tw, per_block * th * tw
+    P, nb = th * tw, per_block * th * tw
     one, zero = x.dtype.type(1), x.dtype.type(0)
     for part in prange(edges.size - 1):
-        gh, v = np.empty((16, O, ld), x.dtype), np.empty((16, C, ld), x.dtype)   # v holds dV, then V
-        q, r = np.empty((2, 2, P), x.dtype), np.empty((4, 4, tw), x.dtype)
-        xs, e = np.empty((2 * th + 2, 2, tw + 1), x.dtype), np.empty((2, tw + 1), x.dtype)
+        gh, v = np.empty((16, nb, O), x.dtype), np.empty((16, nb, C), x.dtype)   # v holds dV, then V
+        yt = np.zeros((2 * th, 2 * tw, O), x.dtype)
+        xt, e = np.zeros((2 * th + 2, 2 * tw + 2, C), x.dtype), np.empty((4, 2 * tw + 2, C), x.dtype)
+        ps, r = np.empty((2 * th + 2, 2 * tw + 2, C), x.dtype), np.empty((4, 4, C), x.dtype)
         for n0 in range(edges[part], edges[part + 1], per_block):
             n1 = min(n0 + per_block, edges[part + 1])
             T = (n1 - n0) * P
-            for o in range(O):                                           # Gh = A g A^T
-                for n in range(n0, n1):
-                    _grad_output_plane(g[n, o], gh, o, (n - n0) * P, q)
+            for n in range(n0, n1):                                      # Gh = A g A^T
+                _grad_output_tiles(g[n], gh, (n - n0) * P, yt)
             if dx.size > 0:
-                for xi in range(16):                                     # dV = U^T Gh
+                for xi in range(16):                 # dV[xi] (T, Cg) = Gh[xi] (T, Og) @ U[xi], per group
                     for grp in range(G):
-                        gemm(ROW_MAJOR, TRANS, NO_TRANS, Cg, T, Og, one, u[xi, grp * Og:].ctypes.data, Cg,
-                             gh[xi, grp * Og:].ctypes.data, ld, zero, v[xi, grp * Cg:].ctypes.data, ld)
-                for c in range(C):                                       # dx = B dV B^T
-                    for n in range(n0, n1):
-                        _input_grad_plane(v, c, (n - n0) * P, dx[n, c], pt, pl, th, tw, xs, r)
+                        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, T, Cg, Og, one, gh[xi, 0, grp * Og:].ctypes.data, O,
+                             u[xi, grp * Og:].ctypes.data, Cg, zero, v[xi, 0, grp * Cg:].ctypes.data, C)
+                for n in range(n0, n1):                                  # dx = B dV B^T
+                    ps[:] = 0
+                    _input_grad_tiles(v, (n - n0) * P, th, tw, ps, r)
+                    _from_channels_last(ps, dx[n], pt, pl)
             if du.size > 0:
-                for c in range(C):                                       # V again
-                    for n in range(n0, n1):
-                        _input_plane(x[n, c], v, c, (n - n0) * P, pt, pl, th, tw, xs, e)
-                for xi in range(16):                                     # dU += Gh V^T
+                for n in range(n0, n1):                                  # V again
+                    _to_channels_last(x[n], xt, pt, pl)
+                    _input_tiles(xt, v, (n - n0) * P, th, tw, e)
+                for xi in range(16):                 # dU[xi] (Og, Cg) += Gh[xi]^T (Og, T) @ V[xi] (T, Cg)
                     for grp in range(G):
-                        gemm(ROW_MAJOR, NO_TRANS, TRANS, Og, Cg, T, one, gh[xi, grp * Og:].ctypes.data, ld,
-                             v[xi, grp * Cg:].ctypes.data, ld, one, du[part, xi, grp * Og:].ctypes.data, Cg)
+                        gemm(ROW_MAJOR, TRANS, NO_TRANS, Og, Cg, T, one, gh[xi, 0, grp * Og:].ctypes.data, O,
+                             v[xi, 0, grp * Cg:].ctypes.data, C, one, du[part, xi, grp * Og:].ctypes.data, Cg)
 
 
 def _blocks(x, O, geom):
@@ -397,9 +539,10 @@ def _blocks(x, O, geom):
         return None
     parts = min(blas_threads_now() or 1, N)
     th, tw = tiles(geom.oh, geom.ow)
-    per_sample = 16 * (x.shape[1] + O) * th * tw * x.dtype.itemsize
+    per_sample = 16 * (x.shape[1] + O) * th * tw * x.dtype.itemsize     # its V and M
     edges = np.array([N * i // parts for i in range(parts + 1)], dtype=np.int64)
-    per_block = max(1, min(N // parts, BLOCK_BYTES // max(per_sample, 1)))
+    wanted = -(-TARGET_TILES // (th * tw))
+    per_block = max(1, min(N // parts, wanted, BLOCK_BYTES // max(per_sample, 1)))
     return edges, per_block
 
 
