@@ -15,6 +15,11 @@ Shapes
     G w G^T   rows:  (w0,  (w0 + w1 + w2)/2,  (w0 - w1 + w2)/2,  w2)   w 3x3 kernel
 each applied once down the columns (combining whole rows of the plane) and once along the rows.
 
+Two layouts. The whole-tensor transforms (the public functions, and a batch of one sample) keep
+the reference's (16, C, T). The blocks plan of a batch (conv2d_forward's usual way, at the end of
+this file) puts the channels innermost instead: (16, tiles, C), its transforms vector loops over
+the channels. What follows is about the whole-tensor transforms.
+
 Parallel plan: one prange iteration per channel (c of V, o of y and Gh), looping over the samples
 inside. It owns every value of its channel, so there are no races, and it writes its 16 rows of V
 (or Gh) from start to end: consecutive samples' tiles are neighbours in a row of T.
