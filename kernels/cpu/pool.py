@@ -13,8 +13,8 @@ Window of output row oy (columns alike): rows oy*S - P ... oy*S - P + K - 1, cli
 Max pooling
     out = max over the window (padding never wins); argmax = h*W + w of the winner in its plane
     (first one on ties, a NaN beats numbers); dx[argmax] += grad_out, with argmax kept from forward.
-    2x2 windows that need no clipping are compared cell by cell, unrolled; 2x2 stride 2 without
-    padding (LeNet's, VGG's) has a kernel of its own, _max_pool_2x2_stride2.
+    Any window in two passes (a max is separable: along the rows, then down the columns), 2x2
+    stride 2 without padding (LeNet's, VGG's) in one kernel of its own, _max_pool_2x2_stride2.
 Average pooling, PyTorch's divisor
     hstart = oy*S - P,  hend = min(hstart + K, H + P),  pool_size = (hend - hstart)*(wend - wstart)
     then clip to [0, H]; if not count_include_pad the divisor is the clipped (real-cell) area.
@@ -43,25 +43,6 @@ def _window(o, s, p, k, size):
 
 
 @kernel(parallel=False)
-def _first_nan(plane, h0, h1, w0, w1):
-    """Flat index h*W + w of the first NaN (row-major) in the window, -1 if there is none."""
-    W = plane.shape[1]
-    for h in range(h0, h1):
-        for w in range(w0, w1):
-            if np.isnan(plane[h, w]):
-                return h * W + w
-    return -1
-
-
-@kernel(parallel=False)
-def _inner(o_count, s, p, k, size):
-    """[lo, hi): the outputs whose whole window o*s - p ... o*s - p + k - 1 lies in [0, size)."""
-    lo = min((p + s - 1) // s, o_count)
-    hi = max(min((size - k + p) // s + 1, o_count), lo)
-    return lo, hi
-
-
-@kernel(parallel=False)
 def _take(v, k, best, best_at):
     """The running (max, argmax) after cell k (value v), visited in row-major order: strictly
     greater wins (the first maximum stays on ties), a NaN wins over numbers, the first NaN stays."""
@@ -69,30 +50,12 @@ def _take(v, k, best, best_at):
     return (v if take else best), (k if take else best_at)
 
 
-@kernel(parallel=False)
-def _max_row_2x2(plane, h, ox_lo, ox_hi, sw, pw, out_row, argmax_row):
-    """The 2x2 windows on rows h, h+1 that lie wholly inside the plane, written out cell by cell:
-    for windows this small the general loops cost more than the comparisons (figures:
-    benchmarks/results/cpu_measurements.md)."""
-    W = plane.shape[1]
-    r0, r1 = plane[h], plane[h + 1]
-    k0, k1 = h * W, (h + 1) * W               # flat index of each row's first cell
-    for ox in range(ox_lo, ox_hi):
-        w = ox * sw - pw
-        best, at = r0[w], k0 + w
-        best, at = _take(r0[w + 1], k0 + w + 1, best, at)
-        best, at = _take(r1[w], k1 + w, best, at)
-        best, at = _take(r1[w + 1], k1 + w + 1, best, at)
-        out_row[ox] = best
-        argmax_row[ox] = at
-
-
 @kernel
 def _max_pool_2x2_stride2(x, oh, ow):
     """max_pool2d_forward for 2x2 windows, stride 2, no padding, every window inside the plane
     (LeNet's and VGG's pooling). Flat arrays and unsigned indices, as in kernels/cpu/conv.py:
     the compiler knows no index is negative and loads the even and odd columns as vectors, which
-    _max_row_2x2's cell-by-cell loads cannot (figures: benchmarks/results/cpu_measurements.md)."""
+    cell-by-cell loads cannot (figures: benchmarks/results/cpu_measurements.md)."""
     N, C, H, W = x.shape
     u = np.uint64
     out = np.empty((N, C, oh, ow), dtype=x.dtype)
@@ -124,41 +87,34 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
 
 @kernel
 def _max_pool(x, kh, kw, sh, sw, ph, pw, oh, ow):
-    """max_pool2d_forward, any window: the general loops."""
+    """max_pool2d_forward, any window, in two passes, since a max is separable: along each input
+    row, the max over every window's columns (rv, and its column ra); then down the columns, the
+    max of those over each window's rows. _take in both keeps what one pass over the window in
+    row-major order would: the first maximum, or the first NaN. The second pass runs along whole
+    output rows, a vector loop; the first compares kw cells per output instead of kh*kw."""
     N, C, H, W = x.shape
     out = np.empty((N, C, oh, ow), dtype=x.dtype)
     argmax = np.empty((N, C, oh, ow), dtype=np.int64)
-    ox_lo, ox_hi = _inner(ow, sw, pw, kw, W)  # columns whose windows need no clipping
     for p in prange(N * C):
         n, c = p // C, p % C
         plane = x[n, c]
-        for oy in range(oh):
-            h0, h1 = _window(oy, sh, ph, kh, H)
-            done_lo, done_hi = 0, 0               # the columns the fast path has done
-            if kh == 2 and kw == 2 and h1 - h0 == 2:
-                done_lo, done_hi = ox_lo, ox_hi
-                _max_row_2x2(plane, h0, ox_lo, ox_hi, sw, pw, out[n, c, oy], argmax[n, c, oy])
+        rv, ra = np.empty((H, ow), dtype=x.dtype), np.empty((H, ow), dtype=np.int64)
+        for h in range(H):                                   # along the rows
+            row = plane[h]
             for ox in range(ow):
-                if done_lo <= ox < done_hi:
-                    continue
                 w0, w1 = _window(ox, sw, pw, kw, W)
-                # start from a real cell, not -inf: then an all -inf window still names a real winner
-                best, best_at = plane[h0, w0], h0 * W + w0
-                seen_nan = False
-                for h in range(h0, h1):
-                    for w in range(w0, w1):
-                        v = plane[h, w]
-                        # a lone `v > best` compiles to branch-free selects, and the NaN test
-                        # stays out of it (figures: benchmarks/results/cpu_measurements.md);
-                        # strictly greater keeps the first maximum on ties
-                        seen_nan |= np.isnan(v)
-                        if v > best:
-                            best, best_at = v, h * W + w
-                if seen_nan:  # NaN fails every comparison: find it apart; the first NaN wins
-                    best_at = _first_nan(plane, h0, h1, w0, w1)
-                    best = plane[best_at // W, best_at % W]
-                out[n, c, oy, ox] = best
-                argmax[n, c, oy, ox] = best_at
+                best, at = row[w0], w0       # a real cell, not -inf: an all -inf window names a winner
+                for w in range(w0 + 1, w1):
+                    best, at = _take(row[w], w, best, at)
+                rv[h, ox], ra[h, ox] = best, at
+        for oy in range(oh):                                 # down the columns
+            h0, h1 = _window(oy, sh, ph, kh, H)
+            best, at = out[n, c, oy], argmax[n, c, oy]
+            for ox in range(ow):
+                best[ox], at[ox] = rv[h0, ox], h0 * W + ra[h0, ox]
+            for h in range(h0 + 1, h1):
+                for ox in range(ow):
+                    best[ox], at[ox] = _take(rv[h, ox], h * W + ra[h, ox], best[ox], at[ox])
     return out, argmax
 
 
