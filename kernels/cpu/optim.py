@@ -56,8 +56,8 @@ def _adam_kernel(p, grad, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decou
         mi = m[i] * beta1 + (one - beta1) * g
         m[i] = mi if abs(mi) >= tiny else mi * 0        # subnormals to zero (see above)
         vi = v[i] * beta2 + (one - beta2) * g * g
-        v[i] = vi if vi >= tiny else vi * 0
-        vi = v[i]
+        vi = vi if vi >= tiny else vi * 0
+        v[i] = vi
         if amsgrad:
             if vi > vmax[i]:
                 vmax[i] = vi
