@@ -153,7 +153,8 @@ def test_conv2d_numba_equals_reference(dtype, cfg, seed):
 
 def test_cpu_gemm_runs_small_products_on_one_blas_thread_and_restores_the_count():
     """kernels/cpu/gemm.py: a product under SMALL_MACS multiply-adds runs on one OpenBLAS thread,
-    a larger one on the default count, and the count is back to the default afterwards."""
+    a larger one is cut into pieces of one-thread BLAS calls (OpenBLAS's own workers never wake),
+    and the count is back to the default afterwards."""
     from threadpoolctl import threadpool_info
 
     from minicnn.kernels.cpu import _threads, gemm
@@ -169,8 +170,8 @@ def test_cpu_gemm_runs_small_products_on_one_blas_thread_and_restores_the_count(
         assert calls == [1, default]
         calls.clear()
         big = np.ones((256, 256), np.float32)       # 2^24 multiply-adds: SMALL_MACS
-        gemm.matmul(big, big)
-        assert calls == []
+        np.testing.assert_array_equal(gemm.matmul(big, big), 256)
+        assert calls == ([1, default] if gemm.gemm_for(np.float32) is not None else [])
     finally:
         _threads._blas[0] = set_threads
     counts = [lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"]
@@ -222,6 +223,41 @@ def test_cpu_gemm_split_batches_equal_numpy(monkeypatch, trans_a, trans_b, given
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5)   # the same BLAS kernels
         assert split and split[-1] == (min(default, want.shape[0]) if way == "threads" else default)
         split.clear()
+
+
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpu_gemm_cut_large_products_equal_numpy(monkeypatch, trans_a, trans_b, dtype):
+    """Large products are cut into pieces along their longer side, rows or columns, spread over
+    Numba's threads (gemm.py rule 3): the same numbers as np.matmul for sides that are not
+    multiples of the pieces' 16-element alignment, a side shorter than two pieces, a weight
+    broadcast over a batch, a batch that does not divide among the threads, and a given out."""
+    from minicnn.kernels.cpu import _blas, _threads, gemm
+
+    if _threads.blas_threads_now() <= 1 or _blas.gemm_for(dtype) is None:
+        pytest.skip("needs NumPy's 64-bit-integer OpenBLAS with more than one thread")
+    cut = []
+    real = gemm._cut
+    monkeypatch.setattr(gemm, "_cut", lambda *args: (cut.append(args[-1]), real(*args))[1])
+    rng = np.random.default_rng(1)
+    cases = [((), 300, 170, 333, ()),        # wide: cut by columns
+             ((), 701, 250, 97, ()),         # tall: cut by rows
+             ((), 20, 43000, 21, ()),        # both sides under two aligned pieces
+             ((3,), 130, 400, 333, (3,)),    # three products on two threads: each cut
+             ((2,), 256, 300, 257, ())]      # a weight pair against one shared operand
+    for batch_a, M, K, N, batch_b in cases:
+        a = rng.standard_normal(batch_a + ((K, M) if trans_a else (M, K))).astype(dtype)
+        b = rng.standard_normal(batch_b + ((N, K) if trans_b else (K, N))).astype(dtype)
+        want = np.matmul(np.swapaxes(a, -1, -2) if trans_a else a, np.swapaxes(b, -1, -2) if trans_b else b)
+        assert M * K * N >= gemm.SMALL_MACS
+        for out in (None, np.full(want.shape, np.nan, dtype)):
+            got = gemm.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out)
+            assert got.shape == want.shape and got.dtype == dtype and (out is None or got is out)
+            np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                       atol=1e-3 if dtype == np.float32 else 1e-9)
+        assert cut and cut[-1] == (1 if np.prod(want.shape[:-2]) % _threads.blas_threads_now() == 0
+                                   else _threads.blas_threads_now())
+        cut.clear()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
