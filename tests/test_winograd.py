@@ -256,3 +256,21 @@ def test_bias_gradient_with_and_without_the_weight_gradient(always_winograd, wei
     out.backward(g)
     np.testing.assert_allclose(b.grad, g.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
     assert (w.grad is not None) == weight_grad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("C, H, W, top, left", [(5, 16, 16, 1, 1), (3, 8, 16, 2, 0), (7, 19, 19, 1, 1),
+                                                (2, 5, 3, 0, 2), (17, 16, 17, 1, 1)])
+def test_channels_last_copies_round_trip(dtype, C, H, W, top, left):
+    """kernels/cpu/winograd.py's copies into and out of a block's channels-last, padded layout:
+    both of _from_channels_last's loop orders (planes that are a multiple of 1 KiB, 16x16 in
+    float32 or 8x16 in float64, and others) give back exactly what _to_channels_last wrote."""
+    x3 = np.random.default_rng(0).standard_normal((C, H, W)).astype(dtype)
+    th, tw = numba_w.tiles(H + top + 2 - 2, W + left + 2 - 2)      # as for padding (top, left)
+    xt = np.zeros((max(2 * th + 2, top + H), max(2 * tw + 2, left + W), C), dtype)
+    numba_w._to_channels_last(x3, xt, top, left)
+    np.testing.assert_array_equal(xt[top:top + H, left:left + W], np.moveaxis(x3, 0, -1))
+    assert not xt[:top].any() and not xt[:, :left].any()
+    back = np.full_like(x3, np.nan)
+    numba_w._from_channels_last(xt, back, top, left)
+    np.testing.assert_array_equal(back, x3)
