@@ -260,6 +260,27 @@ def test_cpu_gemm_cut_large_products_equal_numpy(monkeypatch, trans_a, trans_b, 
         cut.clear()
 
 
+@pytest.mark.parametrize("M, K, N", [(1, 7, 5), (8, 300, 1000), (64, 400, 120), (5, 3, 5), (20, 9, 3)])
+@pytest.mark.parametrize("given_out", [False, True])
+def test_cpu_gemm_linear_forward_read_the_other_way(monkeypatch, M, K, N, given_out):
+    """x (M, K) @ W (N, K)^T with more rows in W than in x is computed as (W @ x^T)^T (gemm.py
+    rule 4): the same numbers as np.matmul, C-contiguous, into a given out too; with N <= M
+    it is not swapped (and the swapped product is never swapped back)."""
+    from minicnn.kernels.cpu import gemm
+
+    swapped = []
+    real = gemm._swapped
+    monkeypatch.setattr(gemm, "_swapped", lambda *args: (swapped.append(1), real(*args))[1])
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((M, K)).astype(np.float32)
+    w = rng.standard_normal((N, K)).astype(np.float32)
+    out = np.full((M, N), np.nan, np.float32) if given_out else None
+    got = gemm.matmul(x, w, trans_b=True, out=out)
+    np.testing.assert_allclose(got, x @ w.T, rtol=1e-5, atol=1e-4)
+    assert got.flags.c_contiguous and got.shape == (M, N) and (out is None or got is out)
+    assert swapped == ([1] if N > M else [])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @settings(max_examples=20)
 @given(g=geometries())
