@@ -146,12 +146,13 @@ def _run(x0, w0, b0, g, **kw):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @settings(max_examples=20)
-@given(case=cases(), groups=st.sampled_from([1, 2]), way=st.sampled_from(["blocks", "one per block", "whole", "chunks"]),
-       seed=seeds)
+@given(case=cases(), groups=st.sampled_from([1, 2]),
+       way=st.sampled_from(["batch", "blocks", "one per block", "whole", "chunks"]), seed=seeds)
 def test_conv2d_winograd_equals_im2col(dtype, case, groups, way, seed):
     """conv2d through the CPU plan's Winograd and through its im2col (WINOGRAD off). Winograd's
-    ways: blocks (a batch of 2+: up to 3 parts, as with 3 threads), blocks of one sample each,
-    the whole tensors at once, and whole tensors in chunks of one sample."""
+    ways: the whole batch channels-last with the products shared out (a batch of 2+), blocks (a
+    batch of 2+: up to 3 parts, as with 3 threads), blocks of one sample each, the whole tensors
+    at once, and whole tensors in chunks of one sample."""
     N, C, O, H, W, pt, pl = case
     C, O = C * groups, O * groups
     rng = np.random.default_rng(seed)
@@ -162,14 +163,16 @@ def test_conv2d_winograd_equals_im2col(dtype, case, groups, way, seed):
     chunk_bytes = 1 if way == "chunks" else numba_w.CHUNK_BYTES
     block_bytes = 1 if way == "one per block" else numba_w.BLOCK_BYTES
     blocks = numba_w._blocks if way in ("blocks", "one per block") else (lambda *a: None)
+    xi_max = 10**9 if way == "batch" else 0
     with mock.patch.multiple(conv_module, WINOGRAD_MIN_CHANNELS=1, WINOGRAD_MIN_TILES=1, CHUNK_BYTES=chunk_bytes), \
             mock.patch.multiple(numba_w, CHUNK_BYTES=chunk_bytes, BLOCK_BYTES=block_bytes, _blocks=blocks,
-                                blas_threads_now=lambda: 3):
+                                XI_MAX_TILES=xi_max, blas_threads_now=lambda: 3):
         with mock.patch.object(conv_module, "WINOGRAD", True):
             out, wino = _run(x0, w0, b0, g, padding=(pt, pl), groups=groups)
             assert _plan(out) == "winograd"
-            in_blocks = out._node.conv_saved.blocks is not None
-            assert in_blocks == (way in ("blocks", "one per block") and N >= 2)
+            saved = out._node.conv_saved
+            assert saved.batch == (way == "batch" and N >= 2)
+            assert (saved.blocks is not None) == (way in ("blocks", "one per block") and N >= 2)
         with mock.patch.object(conv_module, "WINOGRAD", False):
             out, direct = _run(x0, w0, b0, g, padding=(pt, pl), groups=groups)
             assert _plan(out) != "winograd"
@@ -224,7 +227,10 @@ def test_which_layers_take_winograd():
     assert path(n, n, padding=2, dilation=2) == "im2col"
     assert path(n, n, padding=3) == "im2col"
     assert path(n, n, k=(5, 5), padding=2) == "im2col"
-    assert path(n, n, padding=1, n=14) == "im2col"            # 14 * 9 = 126 tiles: too few
+    tiles_each = 9                                            # 6x6 output, padding 1: 3x3 tiles
+    few = (conv_module.WINOGRAD_MIN_TILES - 1) // tiles_each
+    assert path(n, n, padding=1, n=few) == "im2col"           # fewer than WINOGRAD_MIN_TILES tiles
+    assert path(n, n, padding=1, n=few + 1) == "Winograd"
 
 
 def test_nan_and_inf_propagate(always_winograd):

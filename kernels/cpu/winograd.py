@@ -16,9 +16,9 @@ Shapes
 each applied once down the columns (combining whole rows of the plane) and once along the rows.
 
 Two layouts. The whole-tensor transforms (the public functions, and a batch of one sample) keep
-the reference's (16, C, T). The blocks plan of a batch (conv2d_forward's usual way, at the end of
-this file) puts the channels innermost instead: (16, tiles, C), its transforms vector loops over
-the channels. What follows is about the whole-tensor transforms.
+the reference's (16, C, T). The plans for a batch (conv2d_forward's usual way, at the end of this
+file: the whole batch at once, or in blocks) put the channels innermost instead: (16, tiles, C),
+their transforms vector loops over the channels. What follows is about the whole-tensor transforms.
 
 Parallel plan: one prange iteration per channel (c of V, o of y and Gh), looping over the samples
 inside. It owns every value of its channel, so there are no races, and it writes its 16 rows of V
@@ -304,7 +304,8 @@ def weight_grad_transform(du):
 # ---- the whole convolution: the CPU's plan ----------------------------------------------------
 # conv2d_forward / conv2d_backward compute kernels/reference/winograd.py's, in one of two ways.
 #
-# Blocks (a batch of two or more, NumPy's OpenBLAS callable from Numba): the batch is cut into
+# Blocks (a batch of two or more with more than XI_MAX_TILES tiles, NumPy's OpenBLAS callable
+# from Numba): the batch is cut into
 # one part per thread, and one parallel kernel runs each part a block of samples at a time:
 # transform the block's tiles, multiply, transform back, while its V and M are still in cache.
 # The 16 products per block are one-thread BLAS calls from inside the kernel (_blas.py), as in
@@ -317,6 +318,18 @@ def weight_grad_transform(du):
 # about TARGET_TILES tiles: a product of fewer runs well below BLAS's rate on one core (with 192
 # channels, 55 GFLOP/s for 100 tiles against 139 for 512), one of more leaves cache for nothing.
 # Figures: benchmarks/results/cpu_measurements.md.
+#
+# Whole batch, the 16 products shared out (a batch of two or more with at most XI_MAX_TILES
+# tiles: ResNet's 4x4 to 16x16 maps, AlphaGo's 19x19 at batch 16): the same channels-last
+# transforms, but over the whole batch at once, each sample's a prange iteration; then the
+# 16 products, each over every tile of the batch, are what the threads share (one product xi per
+# prange iteration). A thread's part of a batch split by samples has too few tiles for BLAS on
+# these maps (32 to 800), while a product over the whole batch has 64 to 1600 rows, and dU needs
+# no sum over parts. Larger batches of tiles (VGG's maps) keep the blocks: there V and M would
+# no longer stay in cache. Measured (forward and backward of one layer, ms, blocks against this):
+# 256->256 at 4x4 batch 16, 8.2 -> 6.3; 192->192 at 19x19 batch 16, 44.7 -> 33.3; 64->64 at
+# 16x16 batch 32 (2048 tiles), 10.1 against 11.2 and VGG's 128->128 at 32x32 batch 8, 27.4
+# against 34.9 (so blocks there).
 #
 # Whole tensors (one sample): V = input_transform(x), M = U V, y = output_transform(M), in
 # chunks of samples whose V and M fit in CHUNK_BYTES; the prange loops inside the transforms
@@ -332,6 +345,7 @@ def weight_grad_transform(du):
 CHUNK_BYTES = 64 * 2**20
 TARGET_TILES = 512         # tiles per block, i.e. the products' long side
 BLOCK_BYTES = 16 * 2**20   # at most this much V and M per block (per thread)
+XI_MAX_TILES = 1600        # the whole-batch plan below for batches of at most this many tiles
 
 
 @kernel(parallel=False)
@@ -549,6 +563,72 @@ def _blocks_backward(x, u, g, dx, du, pt, pl, edges, per_block, gemm):
                              v[xi, 0, grp * Cg:].ctypes.data, C, one, du[part, xi, grp * Og:].ctypes.data, Cg)
 
 
+@kernel
+def _batch_forward(x, u, bias, out, pt, pl, gemm):
+    """out = A^T [U V] A + b, the whole batch's tiles at once, the 16 products shared out."""
+    N, C = x.shape[:2]
+    O, Cg = u.shape[1], u.shape[2]
+    G = C // Cg
+    Og = O // G
+    th, tw = tiles(out.shape[2], out.shape[3])
+    P = th * tw
+    T = N * P
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    v, m = np.empty((16, T, C), x.dtype), np.empty((16, T, O), x.dtype)
+    for n in prange(N):                                              # V = B^T d B
+        xt, e = np.zeros((2 * th + 2, 2 * tw + 2, C), x.dtype), np.empty((4, 2 * tw + 2, C), x.dtype)
+        _to_channels_last(x[n], xt, pt, pl)
+        _input_tiles(xt, v, n * P, th, tw, e)
+    for job in prange(16 * G):              # M[xi] (T, Og) = V[xi] (T, Cg) @ U[xi]^T, per group
+        xi, grp = job // G, job % G
+        gemm(ROW_MAJOR, NO_TRANS, TRANS, T, Og, Cg, one, v[xi, 0, grp * Cg:].ctypes.data, C,
+             u[xi, grp * Og:].ctypes.data, Cg, zero, m[xi, 0, grp * Og:].ctypes.data, O)
+    for n in prange(N):                                              # y = A^T M A + b
+        yt = np.empty((2 * th, 2 * tw, O), x.dtype)
+        _output_tiles(m, n * P, out[n], bias, yt)
+
+
+@kernel
+def _batch_backward(x, u, g, dx, du, pt, pl, gemm):
+    """dx (N, C, H, W) and du (16, O, Cg), each empty when not wanted: _batch_forward's way."""
+    N, C = x.shape[:2]
+    O, Cg = u.shape[1], u.shape[2]
+    G = C // Cg
+    Og = O // G
+    th, tw = tiles(g.shape[2], g.shape[3])
+    P = th * tw
+    T = N * P
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    gh, v = np.empty((16, T, O), x.dtype), np.empty((16, T, C), x.dtype)   # v holds dV, then V
+    for n in prange(N):                                              # Gh = A g A^T
+        yt = np.zeros((2 * th, 2 * tw, O), x.dtype)
+        _grad_output_tiles(g[n], gh, n * P, yt)
+    if dx.size > 0:
+        for job in prange(16 * G):          # dV[xi] (T, Cg) = Gh[xi] (T, Og) @ U[xi], per group
+            xi, grp = job // G, job % G
+            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, T, Cg, Og, one, gh[xi, 0, grp * Og:].ctypes.data, O,
+                 u[xi, grp * Og:].ctypes.data, Cg, zero, v[xi, 0, grp * Cg:].ctypes.data, C)
+        for n in prange(N):                                          # dx = B dV B^T
+            ps, r = np.zeros((2 * th + 2, 2 * tw + 2, C), x.dtype), np.empty((4, 4, C), x.dtype)
+            _input_grad_tiles(v, n * P, th, tw, ps, r)
+            _from_channels_last(ps, dx[n], pt, pl)
+    if du.size > 0:
+        for n in prange(N):                                          # V again
+            xt, e = np.zeros((2 * th + 2, 2 * tw + 2, C), x.dtype), np.empty((4, 2 * tw + 2, C), x.dtype)
+            _to_channels_last(x[n], xt, pt, pl)
+            _input_tiles(xt, v, n * P, th, tw, e)
+        for job in prange(16 * G):          # dU[xi] (Og, Cg) = Gh[xi]^T (Og, T) @ V[xi] (T, Cg)
+            xi, grp = job // G, job % G
+            gemm(ROW_MAJOR, TRANS, NO_TRANS, Og, Cg, T, one, gh[xi, 0, grp * Og:].ctypes.data, O,
+                 v[xi, 0, grp * Cg:].ctypes.data, C, zero, du[xi, grp * Og:].ctypes.data, Cg)
+
+
+def _batch_suits(x, geom):
+    """The whole-batch plan: a batch of 2 or more, at most XI_MAX_TILES tiles, BLAS callable."""
+    th, tw = tiles(geom.oh, geom.ow)
+    return x.shape[0] >= 2 and x.shape[0] * th * tw <= XI_MAX_TILES and gemm_for(x.dtype) is not None
+
+
 def _sum_parts(du):
     """The parts' dU added up, in place in the first (NumPy's sum over the first axis is slower)."""
     total = du[0]
@@ -591,8 +671,14 @@ def conv2d_forward(x, weight, bias, geom):
     N, C = x.shape[:2]
     O, Cg, groups = weight.shape[0], weight.shape[1], geom.groups
     u = weight_transform(weight)                                            # U = G w G^T
-    saved = types.SimpleNamespace(plan="winograd", x=x, weight=weight, geom=geom, blocks=_blocks(x, O, geom))
+    saved = types.SimpleNamespace(plan="winograd", x=x, weight=weight, geom=geom, batch=_batch_suits(x, geom))
+    saved.blocks = None if saved.batch else _blocks(x, O, geom)
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
+    if saved.batch:
+        with blas_threads(1):              # each product runs on its own core
+            _batch_forward(x, u, np.empty(0, x.dtype) if bias is None else bias, out, geom.pt, geom.pl,
+                           gemm_for(x.dtype))
+        return out, saved
     if saved.blocks is not None:
         edges, per_block = saved.blocks
         with blas_threads(1):              # each part's products run on its own core
@@ -618,8 +704,8 @@ def conv2d_backward(saved, g, needs):
     """-> (dx, dweight, dbias): Gh = A g A^T, dx = B (U^T Gh) B^T, dw = G^T (Gh V^T) G, db = sum g."""
     x, geom, weight = saved.x, saved.geom, saved.weight
     u = weight_transform(weight) if needs[0] else None                      # U again, for dx
-    if saved.blocks is not None:
-        return _backward_in_blocks(saved, u, g, needs)
+    if saved.batch or saved.blocks is not None:
+        return _backward_channels_last(saved, u, g, needs)
     N, C, H, W = x.shape
     O, Cg, groups, step = weight.shape[0], weight.shape[1], geom.groups, saved.step
     Og = O // groups
@@ -645,15 +731,23 @@ def conv2d_backward(saved, g, needs):
     return dx, dweight, (_bias_grad(g) if needs[2] else None)
 
 
-def _backward_in_blocks(saved, u, g, needs):
-    x, geom, (edges, per_block) = saved.x, saved.geom, saved.blocks
+def _backward_channels_last(saved, u, g, needs):
+    """The backward of the whole-batch plan or of the blocks plan."""
+    x, geom = saved.x, saved.geom
     N, C, H, W = x.shape
     O, Cg = saved.weight.shape[:2]
     dx = np.empty((N if needs[0] else 0, C, H, W), x.dtype)
-    du = np.zeros((len(edges) - 1 if needs[1] else 0, 16, O, Cg), x.dtype)
     if u is None:                               # no dx wanted: the kernel reads no U
         u = np.empty((16, O, Cg), x.dtype)
-    with blas_threads(1):
-        _blocks_backward(x, u, g, dx, du, geom.pt, geom.pl, edges, per_block, gemm_for(x.dtype))
-    dweight = weight_grad_transform(_sum_parts(du)) if needs[1] else None
+    if saved.batch:
+        du = np.empty((16, O, Cg) if needs[1] else (0, O, Cg), x.dtype)
+        with blas_threads(1):
+            _batch_backward(x, u, g, dx, du, geom.pt, geom.pl, gemm_for(x.dtype))
+    else:
+        edges, per_block = saved.blocks
+        parts = np.zeros((len(edges) - 1 if needs[1] else 0, 16, O, Cg), x.dtype)
+        with blas_threads(1):
+            _blocks_backward(x, u, g, dx, parts, geom.pt, geom.pl, edges, per_block, gemm_for(x.dtype))
+        du = _sum_parts(parts) if needs[1] else None
+    dweight = weight_grad_transform(du) if needs[1] else None
     return (dx if needs[0] else None), dweight, (_bias_grad(g) if needs[2] else None)
