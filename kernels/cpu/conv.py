@@ -36,6 +36,10 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
        4.9 against 3.0). A batch of few tiles runs whole, its 16 products shared out by the
        threads; a larger one in blocks of samples whose transformed tiles stay in the core's cache
        between the transforms and the products (winograd.py says how).
+       A larger stride-1 kernel (5x5, 6x6) goes the same way cut into 3x3 pieces, stacked as
+       input channels (kernels/cpu/winograd_pieces.py): 16 multiplications per output and
+       channel for a 5x5 kernel against 25 (AlexNet's conv2 at batch 32, forward and backward:
+       301-307 ms against 315-346 folded).
     2. Slices: a batch of small per-sample products (LeNet's layers) is cut into one slice per
        BLAS thread, and one call of a serial kernel per slice runs its im2col, GEMMs (NumPy's
        own OpenBLAS called from inside the kernel on one thread, _blas.py) and col2im back to
@@ -64,7 +68,7 @@ import types
 import numpy as np
 from numba import prange
 
-from . import winograd
+from . import winograd, winograd_pieces
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
 from ._jit import kernel, serial_twin
 from ._threads import run_slices, slice_count
@@ -182,6 +186,8 @@ def conv2d_forward(x, weight, bias, geom):
     bias = None if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
     if _winograd_suits(x, weight, geom):
         return winograd.conv2d_forward(x, weight, bias, geom)
+    if _pieces_suit(x, weight, geom):
+        return winograd_pieces.conv2d_forward(x, weight, bias, geom)
     N, (O, Kg) = x.shape[0], (weight.shape[0], weight[0].size)
     cols_bytes = _columns_bytes(x, weight, geom)
     if (N > 1 and geom.oh * geom.ow < FOLD_BELOW and O * Kg >= FOLD_MIN_WEIGHTS * geom.groups
@@ -197,7 +203,8 @@ def conv2d_backward(saved, g, needs):
     """-> (dx, dweight, dbias), None where needs[i] is False (x, weight, bias)."""
     needs = (needs[0], needs[1], len(needs) > 2 and needs[2])
     g = np.ascontiguousarray(g, dtype=saved.x.dtype)
-    backward = {"winograd": winograd.conv2d_backward, "slices": _backward_in_slices,
+    backward = {"winograd": winograd.conv2d_backward, "winograd-pieces": winograd_pieces.conv2d_backward,
+                "slices": _backward_in_slices,
                 "folded": _backward_folded, "chunks": _backward_in_chunks}[saved.plan]
     return backward(saved, g, needs)
 
@@ -206,6 +213,15 @@ def _winograd_suits(x, weight, geom):
     O, Cg = weight.shape[:2]
     th, tw = winograd.tiles(geom.oh, geom.ow)
     return (WINOGRAD and geom.winograd_shaped and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS
+            and x.shape[0] * th * tw >= WINOGRAD_MIN_TILES)
+
+
+def _pieces_suit(x, weight, geom):
+    """Plan 1 for a larger kernel (AlexNet's 5x5 conv2), cut into 3x3 pieces: the same channel
+    and tile thresholds, on the 3x3 convolution the pieces make."""
+    O, Cg = weight.shape[:2]
+    th, tw = winograd.tiles(geom.oh, geom.ow)
+    return (WINOGRAD and winograd_pieces.suits(geom) and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS
             and x.shape[0] * th * tw >= WINOGRAD_MIN_TILES)
 
 
