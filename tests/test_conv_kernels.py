@@ -385,6 +385,17 @@ def test_cpu_conv_plan_choice(monkeypatch):
     assert plan((64, 6, 14, 14), (16, 6, 5, 5)) == ("slices" if sliced else "chunks")
 
 
+@pytest.mark.parametrize("G, R, S", [(1, 1, 1), (1, 33, 65), (2, 70, 31), (3, 64, 96)])
+def test_weight_gradient_transposed_in_blocks(G, R, S):
+    """The chunk and slice plans' dW, summed as its transpose (G, Kg, Og), comes back as (O, Cg,
+    kh, kw) through a blocked transpose: exactly the transpose, at sizes that are and are not
+    multiples of its 32x32 blocks."""
+    dwt = np.random.default_rng(0).standard_normal((G, R, S)).astype(np.float32)
+    got = numba_conv._as_weight(dwt, (G * S, R, 1, 1))
+    assert got.flags.c_contiguous
+    np.testing.assert_array_equal(got.reshape(G, S, R), dwt.transpose(0, 2, 1))
+
+
 @pytest.mark.parametrize("shapes", [((3, 8, 5, 5), (70, 8, 3, 3), 1, 1), ((4, 12, 6, 6), (72, 6, 3, 3), 2, 2),
                                     ((5, 600, 2, 2), (8, 600, 1, 1), 1, 0)])
 def test_cpu_folded_plan_equals_reference(monkeypatch, shapes):

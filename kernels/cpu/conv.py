@@ -366,8 +366,23 @@ def _as_weight(dwt3, shape):
     """dW (O, Cg, kh, kw) from its transpose dwt3 (G, Kg, Og), as a fresh C-contiguous array:
     the optimiser's kernels stream it, and the gradient keeps it without a copy."""
     dweight = np.empty(shape, dtype=dwt3.dtype)
-    dweight.reshape(dwt3.shape[0], dwt3.shape[2], dwt3.shape[1])[...] = dwt3.transpose(0, 2, 1)
+    _transpose_blocks(np.ascontiguousarray(dwt3), dweight.reshape(dwt3.shape[0], dwt3.shape[2], dwt3.shape[1]))
     return dweight
+
+
+@kernel
+def _transpose_blocks(a, out):
+    """out[g] = a[g]^T for a (G, R, S), out (G, S, R), in 32x32 blocks that stay in cache: a
+    plain strided copy (NumPy's) reads or writes a cache line per element on large matrices
+    (ResNet-50's 1x1 weights at batch 1: 78 ms a step, against ~8 blocked)."""
+    G, R, S = a.shape
+    nr, ns = (R + 31) // 32, (S + 31) // 32
+    for job in prange(G * nr * ns):
+        g, rest = job // (nr * ns), job % (nr * ns)
+        r0, s0 = (rest // ns) * 32, (rest % ns) * 32
+        for s in range(s0, min(s0 + 32, S)):
+            for r in range(r0, min(r0 + 32, R)):
+                out[g, s, r] = a[g, r, s]
 
 
 def _add_weight_grad(dwt3, g4, cols4):
