@@ -118,7 +118,7 @@ def test_float32_accuracy_on_a_wide_layer():
 
 def test_which_layers_take_f4():
     """3x3 stride-1 layers of >= F4_MIN_CHANNELS channels and F4_MIN_TILES..F4_MAX_TILES 4x4
-    tiles take F(4x4, 3x3) (AlphaGo's, AlexNet's conv3, VGG's 128+ channel layers); fewer
+    tiles take F(4x4, 3x3) (AlphaGo's, AlexNet's conv3, VGG's and ResNet's layers); fewer
     channels or tiles keep F(2x2, 3x3); ON = False turns it off; AlexNet's 5x5 conv2, cut into
     pieces (192 channels stacked), takes it inside."""
     def plan(x_shape, w_shape, padding=1, groups=1):
@@ -133,7 +133,9 @@ def test_which_layers_take_f4():
     assert plan((16, n, 8, 8), (n, n, 3, 3)) == "winograd-f4"                 # 64 tiles
     assert plan((8, n, 8, 8), (n, n, 3, 3)) == "winograd"                     # 32 tiles: too few
     assert plan((16, n - 1, 8, 8), (n, n - 1, 3, 3)) == "winograd"            # too few channels in
-    assert plan((8, 64, 56, 56), (64, 64, 3, 3)) == "winograd"                # VGG's 64->64
+    assert plan((8, 64, 56, 56), (64, 64, 3, 3)) == "winograd-f4"             # VGG's 64->64, 1568 tiles
+    assert plan((16, 32, 16, 16), (32, 32, 3, 3)) == "winograd"               # 32 channels
+    assert plan((16, 256, 4, 4), (256, 256, 3, 3)) == "winograd"              # 16 4x4 tiles (64 of 2x2)
     assert plan((8, 96, 27, 27), (256, 48, 5, 5), padding=2, groups=2) == "pieces over winograd-f4"
     with mock.patch.object(f4, "ON", False):
         assert plan((16, 192, 19, 19), (192, 192, 3, 3)) == "winograd"

@@ -36,7 +36,7 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
        4.9 against 3.0). A batch of few tiles runs whole, its 16 products shared out by the
        threads; a larger one in blocks of samples whose transformed tiles stay in the core's cache
        between the transforms and the products (winograd.py says how).
-       Layers of many channels and tiles (winograd_f4.suits) take F(4x4, 3x3) instead: 2.25
+       Layers of 64+ channels and 64+ 4x4 tiles (winograd_f4.suits) take F(4x4, 3x3) instead: 2.25
        multiplications per output and channel rather than 4, at float32 errors of 1e-5 of the
        output's scale (AlphaGo's 192->192 layer, forward and backward: 33-39 ms against 47).
        A larger stride-1 kernel (5x5, 6x6) goes the same way cut into 3x3 pieces, stacked as

@@ -1,6 +1,6 @@
-"""Winograd F(4x4, 3x3) for the CPU: 4x4 output tiles from 6x6 input tiles, the transforms
-written from their matrices (kernels/reference/winograd.py derives F(2x2, 3x3); the algebra is
-the same with these matrices, Lavin & Gray 2015, interpolation points 0, 1, -1, 2, -2):
+"""Winograd F(4x4, 3x3) for the CPU: 4x4 output tiles from 6x6 input tiles (kernels/reference/
+winograd.py derives F(2x2, 3x3); the algebra is the same with these matrices, Lavin & Gray 2015,
+interpolation points 0, 1, -1, 2, -2):
 
     Y = A^T [ (G w G^T) * (B^T d B) ] A          (* elementwise, on 6x6 matrices)
 
@@ -29,9 +29,9 @@ Shapes
 The plan is winograd.py's whole-batch plan: every sample's tiles transformed (a prange over
 samples), then the 36 products, each over the whole batch's tiles (a prange over xi and groups,
 one-thread BLAS calls from the kernel), then the output transform (a prange over samples). Each
-transform is two passes over a band of tiles, down the columns then along the rows, and every
-pass is the matrix's row times the tile's values: a loop over the matrix's nonzero entries with
-a vector loop over the channels inside.
+transform is two passes, down a tile's columns then along its rows, each the matrix's rows
+written out as additions (below), in one vector loop over the channels. (Written instead as a
+loop over the matrices' nonzero entries, the transforms took 2-3x as long on 64 to 192 channels.)
 """
 import types
 
@@ -51,7 +51,7 @@ AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0,
               dtype=np.float64)
 ALPHA, M_OUT = 6, 4
 ON = True                  # False: every Winograd layer keeps F(2x2, 3x3)
-F4_MIN_CHANNELS = 128      # in and out per group, at least
+F4_MIN_CHANNELS = 64       # in and out per group, at least
 F4_MIN_TILES = 64          # 4x4 output tiles in the batch, at least ...
 F4_MAX_TILES = 4096        # ... and at most (V and M for the whole batch: 36 * T * (C + O) values)
 
@@ -70,54 +70,108 @@ def suits(x, weight, geom):
 
 
 # ---- the transforms of one sample, channels last ------------------------------------------------
+# Each transform is its matrix applied once down the columns and once along the rows of a
+# tile, channels innermost; the four matrices' rows written out as the additions they are:
+#   B^T d :  4d0 - 5d2 + d4,  -4(d1 + d2) + d3 + d4,  4(d1 - d2) - d3 + d4,
+#            2(d3 - d1) - d2 + d4,  2(d1 - d3) - d2 + d4,  4d1 - 5d3 + d5
+#   A^T m :  m0 + m1 + m2 + m3 + m4,  m1 - m2 + 2(m3 - m4),  m1 + m2 + 4(m3 + m4),
+#            m1 - m2 + 8(m3 - m4) + m5
+#   A g   :  g0,  g0 + g1 + g2 + g3,  g0 - g1 + g2 - g3,  g0 + 2g1 + 4g2 + 8g3,
+#            g0 - 2g1 + 4g2 - 8g3,  g3
+#   B e   :  4e0,  4(e2 - e1) + 2(e4 - e3) + 4e5,  -5e0 - 4(e1 + e2) - e3 - e4,
+#            e1 - e2 + 2(e3 - e4) - 5e5,  e0 + e1 + e2 + e3 + e4,  e5
+# (B e and A g are the adjoints: B^T's and A^T's columns.) Each helper takes the six (or four)
+# channel vectors in and out as rows of C-contiguous arrays, so the loop over channels is a
+# plain vector loop.
 @kernel(parallel=False)
-def _comb(coef, i, src, p0, dp, q0, dq, dst, add):
-    """dst (+)= sum_k coef[i, k] * src[p0 + k*dp, q0 + k*dq, :]: row i of a transform matrix
-    times the channel vectors of one tile's row or column, the matrix's zeros skipped. src is a
-    C-contiguous 3-D array and dst a row of one, so that both inner runs are unit-stride (a
-    strided 2-D view would not vectorise)."""
-    if not add:
-        dst[:] = 0
-    for k in range(coef.shape[1]):
-        c = coef[i, k]
-        if c != 0:
-            s = src[p0 + k * dp, q0 + k * dq]
-            for ch in range(dst.size):
-                dst[ch] += c * s[ch]
+def _bt6(d0, d1, d2, d3, d4, d5, v0, v1, v2, v3, v4, v5):
+    for c in range(v0.size):
+        a0, a1, a2, a3, a4, a5 = d0[c], d1[c], d2[c], d3[c], d4[c], d5[c]
+        v0[c] = 4 * a0 - 5 * a2 + a4
+        v1[c] = -4 * (a1 + a2) + a3 + a4
+        v2[c] = 4 * (a1 - a2) - a3 + a4
+        v3[c] = 2 * (a3 - a1) - a2 + a4
+        v4[c] = 2 * (a1 - a3) - a2 + a4
+        v5[c] = 4 * a1 - 5 * a3 + a5
 
 
 @kernel(parallel=False)
-def _input_tiles(xt, v, t0, th, tw, bt, e):
+def _at6(m0, m1, m2, m3, m4, m5, y0, y1, y2, y3, bias, add_bias):
+    for c in range(y0.size):
+        b = bias[c] if add_bias else 0
+        a0, a1, a2, a3, a4, a5 = m0[c], m1[c], m2[c], m3[c], m4[c], m5[c]
+        y0[c] = a0 + a1 + a2 + a3 + a4 + b
+        y1[c] = a1 - a2 + 2 * (a3 - a4) + b
+        y2[c] = a1 + a2 + 4 * (a3 + a4) + b
+        y3[c] = a1 - a2 + 8 * (a3 - a4) + a5 + b
+
+
+@kernel(parallel=False)
+def _a6(g0, g1, g2, g3, h0, h1, h2, h3, h4, h5):
+    for c in range(h0.size):
+        a0, a1, a2, a3 = g0[c], g1[c], g2[c], g3[c]
+        h0[c] = a0
+        h1[c] = a0 + a1 + a2 + a3
+        h2[c] = a0 - a1 + a2 - a3
+        h3[c] = a0 + 2 * a1 + 4 * a2 + 8 * a3
+        h4[c] = a0 - 2 * a1 + 4 * a2 - 8 * a3
+        h5[c] = a3
+
+
+@kernel(parallel=False)
+def _b6(e0, e1, e2, e3, e4, e5, p0, p1, p2, p3, p4, p5, add):
+    """p = B e, or p += B e."""
+    for c in range(p0.size):
+        a0, a1, a2, a3, a4, a5 = e0[c], e1[c], e2[c], e3[c], e4[c], e5[c]
+        q0, q1 = 4 * a0, 4 * (a2 - a1) + 2 * (a4 - a3) + 4 * a5
+        q2, q3 = -5 * a0 - 4 * (a1 + a2) - a3 - a4, a1 - a2 + 2 * (a3 - a4) - 5 * a5
+        q4 = a0 + a1 + a2 + a3 + a4
+        if add:
+            p0[c] += q0
+            p1[c] += q1
+            p2[c] += q2
+            p3[c] += q3
+            p4[c] += q4
+            p5[c] += a5
+        else:
+            p0[c], p1[c], p2[c], p3[c], p4[c], p5[c] = q0, q1, q2, q3, q4, a5
+
+
+@kernel(parallel=False)
+def _input_tiles(xt, v, t0, th, tw, e):
     """v[6a + b, t0 + ty*tw + tx, :] = (B^T d B)[a, b] for every 6x6 tile d of xt (Hp, Wp, C),
     tiles 4 apart. e (6, Wp, C) is scratch: B^T d down one band of rows, every column at once."""
     for ty in range(th):
+        r = 4 * ty
         for col in range(xt.shape[1]):                         # down the columns: B^T d
-            for a in range(ALPHA):
-                _comb(bt, a, xt, 4 * ty, 1, col, 0, e[a, col], False)
+            _bt6(xt[r, col], xt[r + 1, col], xt[r + 2, col], xt[r + 3, col], xt[r + 4, col], xt[r + 5, col],
+                 e[0, col], e[1, col], e[2, col], e[3, col], e[4, col], e[5, col])
         for tx in range(tw):                                   # along the rows: (B^T d) B
-            t = t0 + ty * tw + tx
+            t, q = t0 + ty * tw + tx, 4 * tx
             for a in range(ALPHA):
-                for b in range(ALPHA):
-                    _comb(bt, b, e, a, 0, 4 * tx, 1, v[ALPHA * a + b, t], False)
+                k = ALPHA * a
+                _bt6(e[a, q], e[a, q + 1], e[a, q + 2], e[a, q + 3], e[a, q + 4], e[a, q + 5],
+                     v[k, t], v[k + 1, t], v[k + 2, t], v[k + 3, t], v[k + 4, t], v[k + 5, t])
 
 
 @kernel(parallel=False)
-def _input_grad_tiles(dv, t0, th, tw, b_, ps, r):
+def _input_grad_tiles(dv, t0, th, tw, ps, r):
     """ps (Hp, Wp, C) += B dV B^T of every tile, added where the tile was read (tiles overlap
-    by 2). b_ = B (= BT^T); r (6, 6, C) scratch: r[i, b] = row i of B dV, column b."""
+    by 2). r (6, 6, C) scratch: r[i, b] = row i of B dV, column b."""
     for ty in range(th):
         for tx in range(tw):
             t = t0 + ty * tw + tx
             for b in range(ALPHA):                             # down the columns: B dV
-                for i in range(ALPHA):
-                    _comb(b_, i, dv, b, ALPHA, t, 0, r[i, b], False)
+                _b6(dv[b, t], dv[6 + b, t], dv[12 + b, t], dv[18 + b, t], dv[24 + b, t], dv[30 + b, t],
+                    r[0, b], r[1, b], r[2, b], r[3, b], r[4, b], r[5, b], False)
             for i in range(ALPHA):                             # along the rows: (B dV) B^T
-                for j in range(ALPHA):
-                    _comb(b_, j, r, i, 0, 0, 1, ps[4 * ty + i, 4 * tx + j], True)
+                row, q = ps[4 * ty + i], 4 * tx
+                _b6(r[i, 0], r[i, 1], r[i, 2], r[i, 3], r[i, 4], r[i, 5],
+                    row[q], row[q + 1], row[q + 2], row[q + 3], row[q + 4], row[q + 5], True)
 
 
 @kernel(parallel=False)
-def _output_tiles(mm, t0, y3, bias, at, yt, r):
+def _output_tiles(mm, t0, y3, bias, yt, r):
     """y3 (O, oh, ow) = A^T M A + b from one sample's tiles of mm (36, T, O), through yt
     (4th, 4tw, O); r (4, 6, O) scratch: r[i, b] = row i of A^T M."""
     O, oh, ow = y3.shape
@@ -126,15 +180,12 @@ def _output_tiles(mm, t0, y3, bias, at, yt, r):
         for tx in range(tw):
             t = t0 + ty * tw + tx
             for b in range(ALPHA):                             # down the columns: A^T M
-                for i in range(M_OUT):
-                    _comb(at, i, mm, b, ALPHA, t, 0, r[i, b], False)
-            for i in range(M_OUT):                             # along the rows: (A^T M) A
-                for j in range(M_OUT):
-                    dst = yt[4 * ty + i, 4 * tx + j]
-                    _comb(at, j, r, i, 0, 0, 1, dst, False)
-                    if bias.size > 0:
-                        for o in range(O):
-                            dst[o] += bias[o]
+                _at6(mm[b, t], mm[6 + b, t], mm[12 + b, t], mm[18 + b, t], mm[24 + b, t], mm[30 + b, t],
+                     r[0, b], r[1, b], r[2, b], r[3, b], bias, False)
+            for i in range(M_OUT):                             # along the rows: (A^T M) A + b
+                row, q = yt[4 * ty + i], 4 * tx
+                _at6(r[i, 0], r[i, 1], r[i, 2], r[i, 3], r[i, 4], r[i, 5],
+                     row[q], row[q + 1], row[q + 2], row[q + 3], bias, bias.size > 0)
     for o in range(O):                       # the tiles into place, cropped where oh, ow end
         for h in range(oh):
             src, dst = yt[h], y3[o, h]
@@ -143,10 +194,10 @@ def _output_tiles(mm, t0, y3, bias, at, yt, r):
 
 
 @kernel(parallel=False)
-def _grad_output_tiles(g3, gh, t0, a_, yt, r):
+def _grad_output_tiles(g3, gh, t0, yt, r):
     """gh[:, t0 + t, :] = A g A^T of every 4x4 tile of g3 (O, oh, ow), through yt (4th, 4tw, O),
-    whose rows and columns past oh and ow stay 0. a_ = A (= AT^T, 6x4); r (6, 4, O) scratch:
-    r[a, j] = row a of A g, column j."""
+    whose rows and columns past oh and ow stay 0. r (6, 4, O) scratch: r[a, j] = row a of A g,
+    column j."""
     O, oh, ow = g3.shape
     th, tw = tiles(oh, ow)
     for h in range(oh):
@@ -156,13 +207,14 @@ def _grad_output_tiles(g3, gh, t0, a_, yt, r):
                 dst[o] = g3[o, h, w]
     for ty in range(th):
         for tx in range(tw):
-            t = t0 + ty * tw + tx
+            t, y, q = t0 + ty * tw + tx, 4 * ty, 4 * tx
             for j in range(M_OUT):                             # down the columns: A g
-                for a in range(ALPHA):
-                    _comb(a_, a, yt, 4 * ty, 1, 4 * tx + j, 0, r[a, j], False)
+                _a6(yt[y, q + j], yt[y + 1, q + j], yt[y + 2, q + j], yt[y + 3, q + j],
+                    r[0, j], r[1, j], r[2, j], r[3, j], r[4, j], r[5, j])
             for a in range(ALPHA):                             # along the rows: (A g) A^T
-                for b in range(ALPHA):
-                    _comb(a_, b, r, a, 0, 0, 1, gh[ALPHA * a + b, t], False)
+                k = ALPHA * a
+                _a6(r[a, 0], r[a, 1], r[a, 2], r[a, 3],
+                    gh[k, t], gh[k + 1, t], gh[k + 2, t], gh[k + 3, t], gh[k + 4, t], gh[k + 5, t])
 
 
 # ---- the weights: G w G^T and its adjoint --------------------------------------------------------
@@ -223,7 +275,7 @@ def weight_grad_transform(du):
 
 # ---- the whole batch --------------------------------------------------------------------------
 @kernel
-def _batch_forward(x, u, bias, out, pt, pl, gemm, bt, at):
+def _batch_forward(x, u, bias, out, pt, pl, gemm):
     """out = A^T [U V] A + b: the batch's tiles transformed, the 36 products shared out, back."""
     N, C = x.shape[:2]
     O, Cg = u.shape[1], u.shape[2]
@@ -238,18 +290,18 @@ def _batch_forward(x, u, bias, out, pt, pl, gemm, bt, at):
         xt = np.zeros((4 * th + 2, 4 * tw + 2, C), x.dtype)
         e = np.empty((ALPHA, 4 * tw + 2, C), x.dtype)
         _to_channels_last(x[n], xt, pt, pl)
-        _input_tiles(xt, v, n * P, th, tw, bt, e)
+        _input_tiles(xt, v, n * P, th, tw, e)
     for job in prange(36 * G_):             # M[xi] (T, Og) = V[xi] (T, Cg) @ U[xi]^T, per group
         xi, grp = job // G_, job % G_
         gemm(ROW_MAJOR, NO_TRANS, TRANS, T, Og, Cg, one, v[xi, 0, grp * Cg:].ctypes.data, C,
              u[xi, grp * Og:].ctypes.data, Cg, zero, mm[xi, 0, grp * Og:].ctypes.data, O)
     for n in prange(N):                                              # y = A^T M A + b
         yt, r = np.empty((4 * th, 4 * tw, O), x.dtype), np.empty((M_OUT, ALPHA, O), x.dtype)
-        _output_tiles(mm, n * P, out[n], bias, at, yt, r)
+        _output_tiles(mm, n * P, out[n], bias, yt, r)
 
 
 @kernel
-def _batch_backward(x, u, g, dx, du, pt, pl, gemm, bt, at):
+def _batch_backward(x, u, g, dx, du, pt, pl, gemm):
     """dx (N, C, H, W) and du (36, O, Cg), each empty when not wanted."""
     N, C = x.shape[:2]
     O, Cg = u.shape[1], u.shape[2]
@@ -259,11 +311,10 @@ def _batch_backward(x, u, g, dx, du, pt, pl, gemm, bt, at):
     P = th * tw
     T = N * P
     one, zero = x.dtype.type(1), x.dtype.type(0)
-    b_, a_ = np.ascontiguousarray(bt.T), np.ascontiguousarray(at.T)
     gh, v = np.empty((36, T, O), x.dtype), np.empty((36, T, C), x.dtype)    # v holds dV, then V
     for n in prange(N):                                              # Gh = A g A^T
         yt, r = np.zeros((4 * th, 4 * tw, O), x.dtype), np.empty((ALPHA, M_OUT, O), x.dtype)
-        _grad_output_tiles(g[n], gh, n * P, a_, yt, r)
+        _grad_output_tiles(g[n], gh, n * P, yt, r)
     if dx.size > 0:
         for job in prange(36 * G_):         # dV[xi] (T, Cg) = Gh[xi] (T, Og) @ U[xi], per group
             xi, grp = job // G_, job % G_
@@ -271,14 +322,14 @@ def _batch_backward(x, u, g, dx, du, pt, pl, gemm, bt, at):
                  u[xi, grp * Og:].ctypes.data, Cg, zero, v[xi, 0, grp * Cg:].ctypes.data, C)
         for n in prange(N):                                          # dx = B dV B^T
             ps, r = np.zeros((4 * th + 2, 4 * tw + 2, C), x.dtype), np.empty((ALPHA, ALPHA, C), x.dtype)
-            _input_grad_tiles(v, n * P, th, tw, b_, ps, r)
+            _input_grad_tiles(v, n * P, th, tw, ps, r)
             _from_channels_last(ps, dx[n], pt, pl)
     if du.size > 0:
         for n in prange(N):                                          # V again
             xt = np.zeros((4 * th + 2, 4 * tw + 2, C), x.dtype)
             e = np.empty((ALPHA, 4 * tw + 2, C), x.dtype)
             _to_channels_last(x[n], xt, pt, pl)
-            _input_tiles(xt, v, n * P, th, tw, bt, e)
+            _input_tiles(xt, v, n * P, th, tw, e)
         for job in prange(36 * G_):         # dU[xi] (Og, Cg) = Gh[xi]^T (Og, T) @ V[xi] (T, Cg)
             xi, grp = job // G_, job % G_
             gemm(ROW_MAJOR, TRANS, NO_TRANS, Og, Cg, T, one, gh[xi, 0, grp * Og:].ctypes.data, O,
@@ -290,7 +341,7 @@ def conv2d_forward(x, weight, bias, geom):
     out = np.empty((x.shape[0], weight.shape[0], geom.oh, geom.ow), dtype=x.dtype)
     with blas_threads(1):                  # each product runs on its own core
         _batch_forward(x, weight_transform(weight), np.empty(0, x.dtype) if bias is None else bias, out,
-                       geom.pt, geom.pl, gemm_for(x.dtype), BT.astype(x.dtype), AT.astype(x.dtype))
+                       geom.pt, geom.pl, gemm_for(x.dtype))
     return out, types.SimpleNamespace(plan="winograd-f4", x=x, weight=weight, geom=geom)
 
 
@@ -302,7 +353,6 @@ def conv2d_backward(saved, g, needs):
     dx = np.empty((x.shape[0] if needs[0] else 0, *x.shape[1:]), x.dtype)
     du = np.empty((36, O, Cg) if needs[1] else (0, O, Cg), x.dtype)
     with blas_threads(1):
-        _batch_backward(x, u, g, dx, du, geom.pt, geom.pl, gemm_for(x.dtype), BT.astype(x.dtype),
-                        AT.astype(x.dtype))
+        _batch_backward(x, u, g, dx, du, geom.pt, geom.pl, gemm_for(x.dtype))
     return ((dx if needs[0] else None), (weight_grad_transform(du) if needs[1] else None),
             (_bias_grad(g) if needs[2] else None))
