@@ -1,6 +1,6 @@
 """Fair comparisons: each framework in a process of its own, with its own defaults, turns alternated.
 
-Why not one process: there, minicnn's process-wide settings (malloc tuning, OMP_WAIT_POLICY for
+Why not one process: there, minicnn's process-wide settings (malloc tuning, GOMP_SPINCOUNT for
 Numba's threads; kernels/__init__.py lists them) reach PyTorch, and PyTorch's OpenMP threads, still
 spinning after its call, take the cores from minicnn's next timed call. Both happened: the MNIST
 benchmark's PyTorch step took ~9 ms in minicnn's process against 4.5-7 ms in a process of its own.
@@ -33,7 +33,7 @@ import time
 
 SETTLE_S = 0.3  # OpenBLAS's and libgomp's idle threads spin for up to ~0.1 s before sleeping
 # The environment the user started the benchmark with, taken when this module is imported (before
-# any minicnn kernel runs in the parent: the first one sets OMP_WAIT_POLICY in os.environ, which
+# any minicnn kernel runs in the parent: the first one sets GOMP_SPINCOUNT in os.environ, which
 # a PyTorch worker started with os.environ would inherit). Every worker starts with this one.
 USER_ENV = dict(os.environ)
 

@@ -312,7 +312,7 @@ def cold_start():
 def machine():
     import numba
     info = {**fair.machine(), "numba_threads": numba.get_num_threads()}
-    for var in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+    for var in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         info[var] = os.environ.get(var)
     return info
 

@@ -16,8 +16,8 @@ time a kernel set is used (lookup imports it then), each for a reason measured o
 this project runs on (benchmarks/results/cpu_measurements.md):
     cpu/__init__.py  glibc's malloc keeps large freed buffers (mallopt), so the next batch's
                      arrays do not page-fault afresh (_memory.py; MINICNN_MALLOC_TUNING=0: off)
-    cpu/_jit.py      OMP_WAIT_POLICY=PASSIVE unless the user set it: Numba's idle threads sleep
-                     instead of spinning on the cores OpenBLAS's threads need
+    cpu/_jit.py      GOMP_SPINCOUNT=30000 unless the user set it or OMP_WAIT_POLICY: Numba's
+                     idle threads spin ~0.5 ms between kernels, then sleep
     cpu/_threads.py  OpenBLAS's thread count is lowered around small products and batch slices,
                      and the count in force before (the user's own, if set) is put back
     cuda/_launch.py  in Numba's CUDA simulator only: cuda.shared.array gets a lock (the

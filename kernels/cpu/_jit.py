@@ -18,14 +18,19 @@ import os
 import tempfile
 import types
 
-# Numba's OpenMP threads sleep as soon as a parallel region ends. GNU OpenMP's default is to spin
-# for a while first (GOMP_SPINCOUNT, ~300000 spins): that makes the next parallel call cheaper
-# to launch (small networks such as LeNet-5 train a little faster), but the spinning threads hold
-# the cores that OpenBLAS's threads need for the next large GEMM, and large layers (AlexNet's,
-# VGG's) lose far more than the small ones gain. The figures are in
-# benchmarks/results/cpu_measurements.md. Read when the threading layer starts, i.e. at the
-# first parallel kernel call; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Numba's OpenMP threads spin for SPIN_COUNT turns after a parallel region before they sleep.
+# GNU OpenMP's default (~300000 turns, milliseconds) holds the other core long after the kernel;
+# sleeping at once (OMP_WAIT_POLICY=PASSIVE, this project's setting until gemm.py's rule 3 moved
+# the large products off OpenBLAS's own threads) makes every parallel call wake a sleeping
+# thread first, ~130 us on the AMD VM, and a ResNet-50 step makes hundreds of such calls with a
+# little Python between them. 30000 turns (~0.5 ms) bridge those gaps: ResNet-50 175-250 ms a step
+# against 223-238, AlphaGo 430-470 against 469-525, AlexNet 295-333 against 314-356 (LeNet-5
+# level, 5-6 ms). Figures: benchmarks/results/cpu_measurements.md. Read when the threading layer
+# starts, i.e. at the first parallel kernel call; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT
+# wins.
+SPIN_COUNT = "30000"
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 import numba  # noqa: E402
 from numba import njit  # noqa: E402
 
@@ -102,7 +107,7 @@ _twins = {}
 
 def sized(parallel_kernel, n, cheap=False, streaming=False):
     """The kernel to run on n elements: the parallel one, or below SERIAL_BELOW its serial twin.
-    Numba's threads sleep between calls (OMP_WAIT_POLICY=PASSIVE, above), and waking a sleeping
+    Numba's threads sleep shortly after each call (SPIN_COUNT, above), and waking a sleeping
     thread costs more than the whole work of a small loop (a softmax over LeNet's logits). A cheap
     loop (a compare and a select per element: relu, its gradient, max pooling's scatter) is bound
     by memory and already fast on one core, where threads make it slower still, so it stays serial

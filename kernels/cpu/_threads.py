@@ -1,9 +1,9 @@
 """Threads on the CPU: OpenBLAS's thread count, and running a batch of products in parts.
 
 Three kinds of threads share the cores: Numba's (prange loops), OpenBLAS's (large GEMMs) and
-the helper threads here. Numba's sleep between calls (OMP_WAIT_POLICY=PASSIVE, _jit.py says
-why), so each parallel call first wakes a sleeping core, which costs more than a small
-kernel's own work.
+the helper threads here. Numba's spin briefly after a call, then sleep (_jit.py's SPIN_COUNT
+says why), so a parallel call after a pause first wakes a sleeping core, which costs more than
+a small kernel's own work.
 
 `blas_threads(n)` runs a block with OpenBLAS on n threads and puts back the count that was in
 force (a count the user set stays theirs). `slice_count` says into how many slices a batch of
