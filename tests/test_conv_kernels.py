@@ -328,11 +328,13 @@ PLAN_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", PLAN_CASES)
-@pytest.mark.parametrize("chunk_bytes", [None, 1], ids=["default", "one sample a chunk"])
+@pytest.mark.parametrize("chunk_bytes", [None, 1, "slices"], ids=["default", "one sample a chunk", "slices"])
 def test_cpu_conv_plan_equals_reference(monkeypatch, dtype, case, chunk_bytes):
     """kernels/cpu/conv.py's conv2d_forward/backward against the reference's, for every plan
     (Winograd, slices, folded, chunks), twice backward (kept columns, then recomputed)."""
-    if chunk_bytes is not None:
+    if chunk_bytes == "slices":                 # plan 2 on, as with OMP_WAIT_POLICY=PASSIVE
+        monkeypatch.setattr(numba_conv, "SLICES", True)
+    elif chunk_bytes is not None:
         monkeypatch.setattr(numba_conv, "CHUNK_BYTES", chunk_bytes)
         monkeypatch.setattr(numba_conv.winograd, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(1)
@@ -364,7 +366,8 @@ def test_cpu_conv_plan_choice(monkeypatch):
     """Which plan runs: Winograd for 3x3 stride-1 layers of >= WINOGRAD_MIN_CHANNELS channels per
     group with >= WINOGRAD_MIN_TILES output tiles in the batch; the batch folded into one product
     for small maps under many weights; slices for a batch of small products (where NumPy's
-    OpenBLAS can be called from the kernel and BLAS has threads); chunks otherwise. WINOGRAD =
+    OpenBLAS can be called from the kernel and BLAS has threads, and SLICES: Numba's threads
+    sleep between kernels); chunks otherwise. WINOGRAD =
     False turns Winograd off."""
     from minicnn.kernels.cpu import _blas, _threads
 
@@ -382,6 +385,8 @@ def test_cpu_conv_plan_choice(monkeypatch):
     monkeypatch.setattr(numba_conv, "WINOGRAD", False)
     assert plan((8, n, 8, 8), (n, n, 3, 3), padding=1) == "chunks"          # 16 * 144 weights
     sliced = _threads.blas_threads_now() > 1 and _blas.gemm_for(np.float32) is not None
+    assert plan((64, 6, 14, 14), (16, 6, 5, 5)) == ("slices" if sliced and numba_conv.SLICES else "chunks")
+    monkeypatch.setattr(numba_conv, "SLICES", True)          # as with OMP_WAIT_POLICY=PASSIVE
     assert plan((64, 6, 14, 14), (16, 6, 5, 5)) == ("slices" if sliced else "chunks")
 
 
