@@ -1,4 +1,4 @@
-"""Winograd F(4x4, 3x3) on the CPU (kernels/cpu/winograd_f4.py): its matrices, its weight
+"""Winograd F(4x4, 3x3) on the CPU (kernels/cpu/_winograd_f4.py): its matrices, its weight
 transforms against the matrix products they write out, conv2d through it against the reference
 convolution (forward and the three gradients, float64 and float32), finite differences, its
 float32 accuracy on a wide layer, and which layers take it."""
@@ -14,7 +14,7 @@ import minicnn.functional as F
 from minicnn.functional.conv import conv_geometry
 from minicnn.gradcheck import gradcheck
 from minicnn.kernels.cpu import conv as conv_module
-from minicnn.kernels.cpu import winograd_f4 as f4
+from minicnn.kernels.cpu import _winograd_f4 as f4
 from minicnn.kernels.reference import conv as ref_conv
 
 

@@ -1,4 +1,4 @@
-"""Larger kernels cut into 3x3 pieces for Winograd (kernels/cpu/winograd_pieces.py): the stacking
+"""Larger kernels cut into 3x3 pieces for Winograd (kernels/cpu/_winograd_pieces.py): the stacking
 and its adjoint, the pieces' layout, which layers take the plan, and conv2d through it against
 the reference convolution (forward and the three gradients) and against finite differences."""
 from unittest import mock
@@ -13,7 +13,7 @@ import minicnn.functional as F
 from minicnn.functional.conv import conv_geometry
 from minicnn.gradcheck import gradcheck
 from minicnn.kernels.cpu import conv as conv_module
-from minicnn.kernels.cpu import winograd_pieces as pieces
+from minicnn.kernels.cpu import _winograd_pieces as pieces
 from minicnn.kernels.reference import conv as ref_conv
 
 

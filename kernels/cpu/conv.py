@@ -36,11 +36,11 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
        4.9 against 3.0). A batch of few tiles runs whole, its 16 products shared out by the
        threads; a larger one in blocks of samples whose transformed tiles stay in the core's cache
        between the transforms and the products (winograd.py says how).
-       Layers of 64+ channels and 64+ 4x4 tiles (winograd_f4.suits) take F(4x4, 3x3) instead: 2.25
+       Layers of 64+ channels and 64+ 4x4 tiles (_winograd_f4.suits) take F(4x4, 3x3) instead: 2.25
        multiplications per output and channel rather than 4, at float32 errors of 1e-5 of the
        output's scale (AlphaGo's 192->192 layer, forward and backward: 33-39 ms against 47).
        A larger stride-1 kernel (5x5, 6x6) goes the same way cut into 3x3 pieces, stacked as
-       input channels (kernels/cpu/winograd_pieces.py): 16 multiplications per output and
+       input channels (kernels/cpu/_winograd_pieces.py): 16 multiplications per output and
        channel for a 5x5 kernel against 25 (AlexNet's conv2 at batch 32, forward and backward:
        301-307 ms against 315-346 folded).
     2. Slices: a batch of small per-sample products (LeNet's layers) is cut into one slice per
@@ -77,7 +77,7 @@ import types
 import numpy as np
 from numba import prange
 
-from . import winograd, winograd_f4, winograd_pieces
+from . import _winograd_f4, _winograd_pieces, winograd
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
 from ._jit import kernel, serial_twin, threads_sleep
 from ._threads import run_slices, slice_count
@@ -195,9 +195,9 @@ def conv2d_forward(x, weight, bias, geom):
     x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
     bias = None if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
     if _winograd_suits(x, weight, geom):
-        return winograd_plan(x, weight, geom).conv2d_forward(x, weight, bias, geom)
+        return _winograd_plan(x, weight, geom).conv2d_forward(x, weight, bias, geom)
     if _pieces_suit(x, weight, geom):
-        return winograd_pieces.conv2d_forward(x, weight, bias, geom)
+        return _winograd_pieces.conv2d_forward(x, weight, bias, geom)
     N, (O, Kg) = x.shape[0], (weight.shape[0], weight[0].size)
     cols_bytes = _columns_bytes(x, weight, geom)
     if (N > 1 and geom.oh * geom.ow < FOLD_BELOW and O * Kg >= FOLD_MIN_WEIGHTS * geom.groups
@@ -213,8 +213,8 @@ def conv2d_backward(saved, g, needs):
     """-> (dx, dweight, dbias), None where needs[i] is False (x, weight, bias)."""
     needs = (needs[0], needs[1], len(needs) > 2 and needs[2])
     g = np.ascontiguousarray(g, dtype=saved.x.dtype)
-    backward = {"winograd": winograd.conv2d_backward, "winograd-f4": winograd_f4.conv2d_backward,
-                "winograd-pieces": winograd_pieces.conv2d_backward,
+    backward = {"winograd": winograd.conv2d_backward, "winograd-f4": _winograd_f4.conv2d_backward,
+                "winograd-pieces": _winograd_pieces.conv2d_backward,
                 "slices": _backward_in_slices,
                 "folded": _backward_folded, "chunks": _backward_in_chunks}[saved.plan]
     return backward(saved, g, needs)
@@ -227,10 +227,10 @@ def _winograd_suits(x, weight, geom):
             and x.shape[0] * th * tw >= WINOGRAD_MIN_TILES)
 
 
-def winograd_plan(x, weight, geom):
+def _winograd_plan(x, weight, geom):
     """The Winograd module for a 3x3 stride-1 layer: F(4x4, 3x3) where it is the faster
-    (winograd_f4.suits; winograd_f4.ON = False turns it off), else F(2x2, 3x3)."""
-    return winograd_f4 if winograd_f4.suits(x, weight, geom) else winograd
+    (_winograd_f4.suits; _winograd_f4.ON = False turns it off), else F(2x2, 3x3)."""
+    return _winograd_f4 if _winograd_f4.suits(x, weight, geom) else winograd
 
 
 def _pieces_suit(x, weight, geom):
@@ -238,7 +238,7 @@ def _pieces_suit(x, weight, geom):
     and tile thresholds, on the 3x3 convolution the pieces make."""
     O, Cg = weight.shape[:2]
     th, tw = winograd.tiles(geom.oh, geom.ow)
-    return (WINOGRAD and winograd_pieces.suits(geom) and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS
+    return (WINOGRAD and _winograd_pieces.suits(geom) and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS
             and x.shape[0] * th * tw >= WINOGRAD_MIN_TILES)
 
 
