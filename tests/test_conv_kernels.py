@@ -391,10 +391,11 @@ def test_cpu_conv_plan_choice(monkeypatch):
 
 
 @pytest.mark.parametrize("G, R, S", [(1, 1, 1), (1, 33, 65), (2, 70, 31), (3, 64, 96)])
-def test_weight_gradient_transposed_in_blocks(G, R, S):
+def test_weight_gradient_transposed_in_blocks(monkeypatch, G, R, S):
     """The chunk and slice plans' dW, summed as its transpose (G, Kg, Og), comes back as (O, Cg,
     kh, kw) through a blocked transpose: exactly the transpose, at sizes that are and are not
     multiples of its 32x32 blocks."""
+    monkeypatch.setattr(numba_conv, "TRANSPOSE_IN_BLOCKS", 1)    # the kernel, not NumPy's copy
     dwt = np.random.default_rng(0).standard_normal((G, R, S)).astype(np.float32)
     got = numba_conv._as_weight(dwt, (G * S, R, 1, 1))
     assert got.flags.c_contiguous

@@ -91,6 +91,7 @@ WINOGRAD = True                # plan 1 on or off
 WINOGRAD_MIN_CHANNELS = 16     # ... for layers with at least this many channels per group in and out
 WINOGRAD_MIN_TILES = 64        # ... and at least this many 2x2 output tiles in the batch
 SLICES = threads_sleep()       # plan 2 only while Numba's threads sleep between kernels
+TRANSPOSE_IN_BLOCKS = 1 << 16  # dW transposed back by _transpose_blocks from this many values
 FOLD_BELOW = 1024              # plan 3 for maps of fewer output pixels than this (and N > 1)
 FOLD_MIN_WEIGHTS = 4096        # ... and at least this many weights per group (Og * Kg)
 
@@ -373,7 +374,11 @@ def _as_weight(dwt3, shape):
     """dW (O, Cg, kh, kw) from its transpose dwt3 (G, Kg, Og), as a fresh C-contiguous array:
     the optimiser's kernels stream it, and the gradient keeps it without a copy."""
     dweight = np.empty(shape, dtype=dwt3.dtype)
-    _transpose_blocks(np.ascontiguousarray(dwt3), dweight.reshape(dwt3.shape[0], dwt3.shape[2], dwt3.shape[1]))
+    out3 = dweight.reshape(dwt3.shape[0], dwt3.shape[2], dwt3.shape[1])
+    if dwt3.size < TRANSPOSE_IN_BLOCKS:         # small (LeNet's): NumPy's copy, nothing to compile
+        out3[...] = dwt3.transpose(0, 2, 1)
+    else:
+        _transpose_blocks(np.ascontiguousarray(dwt3), out3)
     return dweight
 
 
