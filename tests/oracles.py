@@ -46,3 +46,16 @@ def naive_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, out_si
                         acc += w[o, c, i, j] * x[n, g * Cg + c, y, xx]
         out[n, o, oy, ox] = acc
     return out
+
+
+def assert_conv2d_matches_reference(got, x, w, b, g, geom, atol):
+    """got = (out, dx, dw, db) of a conv2d with output gradient g, against the reference kernels'
+    im2col convolution (kernels/reference/conv.py) of the same x, w, b: the same dtypes and
+    shapes, each within atol of its own scale (its largest magnitude, at least 1)."""
+    from minicnn.kernels.reference import conv as ref_conv
+    want, saved = ref_conv.conv2d_forward(x, w, b, geom)
+    wants = (want, *ref_conv.conv2d_backward(saved, g, (True, True, True)))
+    for name, mine, ref in zip(("out", "dx", "dw", "db"), got, wants):
+        assert mine.dtype == x.dtype and mine.shape == ref.shape, name
+        scale = max(1.0, float(np.abs(ref).max()))
+        np.testing.assert_allclose(mine, ref, rtol=0, atol=atol * scale, err_msg=name)

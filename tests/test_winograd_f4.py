@@ -16,6 +16,7 @@ from minicnn.gradcheck import gradcheck
 from minicnn.kernels.cpu import conv as conv_module
 from minicnn.kernels.cpu import _winograd_f4 as f4
 from minicnn.kernels.reference import conv as ref_conv
+from oracles import assert_conv2d_matches_reference  # tests/oracles.py
 
 
 def _every_layer_f4():
@@ -76,13 +77,8 @@ def test_conv2d_through_f4_equals_reference(dtype, layer, seed):
         out = F.conv2d(x, w, b, padding=padding, groups=groups)
         assert out._node.conv_saved.plan == "winograd-f4"
         out.backward(g)
-    want, saved = ref_conv.conv2d_forward(x0, w0, b0, geom)
-    wants = (want, *ref_conv.conv2d_backward(saved, g, (True, True, True)))
-    for name, got, ref in zip(("out", "dx", "dw", "db"), (out.data, x.grad, w.grad, b.grad), wants):
-        assert got.dtype == dtype and got.shape == ref.shape, name
-        scale = max(1.0, float(np.abs(ref).max()))
-        np.testing.assert_allclose(got, ref, rtol=0, atol=(5e-5 if dtype == np.float32 else 1e-12) * scale,
-                                   err_msg=name)
+    assert_conv2d_matches_reference((out.data, x.grad, w.grad, b.grad), x0, w0, b0, g, geom,
+                                    atol=5e-5 if dtype == np.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("padding", [1, 0, (2, 1)])

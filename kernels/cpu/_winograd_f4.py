@@ -33,15 +33,18 @@ transform is two passes, down a tile's columns then along its rows, each the mat
 written out as additions (below), in one vector loop over the channels. (Written instead as a
 loop over the matrices' nonzero entries, the transforms took 2-3x as long on 64 to 192 channels.)
 """
+import sys
 import types
 
 import numpy as np
 from numba import prange
 
-from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
+from ._blas import gemm_for
 from ._jit import kernel
+from . import winograd
 from ._threads import blas_threads
-from .winograd import _bias_grad, _from_channels_last, _to_channels_last
+from .winograd import (_bias_grad, _from_channels_last, _tile_input_grads, _tile_products, _tile_weight_grads,
+                       _to_channels_last)
 
 BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64)
@@ -67,6 +70,12 @@ def suits(x, weight, geom):
     th, tw = tiles(geom.oh, geom.ow)
     return (ON and min(Cg, O // geom.groups) >= F4_MIN_CHANNELS and F4_MIN_TILES <= x.shape[0] * th * tw <= F4_MAX_TILES
             and gemm_for(x.dtype) is not None)
+
+
+def plan_for(x, weight, geom):
+    """The Winograd module for a 3x3 stride-1 layer: this one where it suits, else winograd.py's
+    F(2x2, 3x3). (Used by conv.py and by the pieces plan alike.)"""
+    return sys.modules[__name__] if suits(x, weight, geom) else winograd
 
 
 # ---- the transforms of one sample, channels last ------------------------------------------------
@@ -274,27 +283,29 @@ def weight_grad_transform(du):
 
 
 # ---- the whole batch --------------------------------------------------------------------------
+@kernel(parallel=False)
+def _sample_input_tiles(x3, v, t0, th, tw, pt, pl):
+    """V = B^T d B of one sample's tiles t0 .. t0 + th*tw - 1, with scratch of its own."""
+    C = x3.shape[0]
+    xt, e = np.zeros((4 * th + 2, 4 * tw + 2, C), x3.dtype), np.empty((ALPHA, 4 * tw + 2, C), x3.dtype)
+    _to_channels_last(x3, xt, pt, pl)
+    _input_tiles(xt, v, t0, th, tw, e)
+
+
 @kernel
 def _batch_forward(x, u, bias, out, pt, pl, gemm):
-    """out = A^T [U V] A + b: the batch's tiles transformed, the 36 products shared out, back."""
+    """out = A^T [U V] A + b: the batch's tiles transformed, the 36 products shared out, back.
+    The products are winograd.py's (_tile_products and its two twins), 36 positions instead of 16."""
     N, C = x.shape[:2]
-    O, Cg = u.shape[1], u.shape[2]
-    G_ = C // Cg
-    Og = O // G_
+    O, G_ = u.shape[1], C // u.shape[2]
     th, tw = tiles(out.shape[2], out.shape[3])
     P = th * tw
     T = N * P
-    one, zero = x.dtype.type(1), x.dtype.type(0)
     v, mm = np.empty((36, T, C), x.dtype), np.empty((36, T, O), x.dtype)
     for n in prange(N):                                              # V = B^T d B
-        xt = np.zeros((4 * th + 2, 4 * tw + 2, C), x.dtype)
-        e = np.empty((ALPHA, 4 * tw + 2, C), x.dtype)
-        _to_channels_last(x[n], xt, pt, pl)
-        _input_tiles(xt, v, n * P, th, tw, e)
+        _sample_input_tiles(x[n], v, n * P, th, tw, pt, pl)
     for job in prange(36 * G_):             # M[xi] (T, Og) = V[xi] (T, Cg) @ U[xi]^T, per group
-        xi, grp = job // G_, job % G_
-        gemm(ROW_MAJOR, NO_TRANS, TRANS, T, Og, Cg, one, v[xi, 0, grp * Cg:].ctypes.data, C,
-             u[xi, grp * Og:].ctypes.data, Cg, zero, mm[xi, 0, grp * Og:].ctypes.data, O)
+        _tile_products(job, v, u, mm, T, gemm)
     for n in prange(N):                                              # y = A^T M A + b
         yt, r = np.empty((4 * th, 4 * tw, O), x.dtype), np.empty((M_OUT, ALPHA, O), x.dtype)
         _output_tiles(mm, n * P, out[n], bias, yt, r)
@@ -304,36 +315,26 @@ def _batch_forward(x, u, bias, out, pt, pl, gemm):
 def _batch_backward(x, u, g, dx, du, pt, pl, gemm):
     """dx (N, C, H, W) and du (36, O, Cg), each empty when not wanted."""
     N, C = x.shape[:2]
-    O, Cg = u.shape[1], u.shape[2]
-    G_ = C // Cg
-    Og = O // G_
+    O, G_ = u.shape[1], C // u.shape[2]
     th, tw = tiles(g.shape[2], g.shape[3])
     P = th * tw
     T = N * P
-    one, zero = x.dtype.type(1), x.dtype.type(0)
     gh, v = np.empty((36, T, O), x.dtype), np.empty((36, T, C), x.dtype)    # v holds dV, then V
     for n in prange(N):                                              # Gh = A g A^T
         yt, r = np.zeros((4 * th, 4 * tw, O), x.dtype), np.empty((ALPHA, M_OUT, O), x.dtype)
         _grad_output_tiles(g[n], gh, n * P, yt, r)
     if dx.size > 0:
         for job in prange(36 * G_):         # dV[xi] (T, Cg) = Gh[xi] (T, Og) @ U[xi], per group
-            xi, grp = job // G_, job % G_
-            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, T, Cg, Og, one, gh[xi, 0, grp * Og:].ctypes.data, O,
-                 u[xi, grp * Og:].ctypes.data, Cg, zero, v[xi, 0, grp * Cg:].ctypes.data, C)
+            _tile_input_grads(job, gh, u, v, T, gemm)
         for n in prange(N):                                          # dx = B dV B^T
             ps, r = np.zeros((4 * th + 2, 4 * tw + 2, C), x.dtype), np.empty((ALPHA, ALPHA, C), x.dtype)
             _input_grad_tiles(v, n * P, th, tw, ps, r)
             _from_channels_last(ps, dx[n], pt, pl)
     if du.size > 0:
         for n in prange(N):                                          # V again
-            xt = np.zeros((4 * th + 2, 4 * tw + 2, C), x.dtype)
-            e = np.empty((ALPHA, 4 * tw + 2, C), x.dtype)
-            _to_channels_last(x[n], xt, pt, pl)
-            _input_tiles(xt, v, n * P, th, tw, e)
+            _sample_input_tiles(x[n], v, n * P, th, tw, pt, pl)
         for job in prange(36 * G_):         # dU[xi] (Og, Cg) = Gh[xi]^T (Og, T) @ V[xi] (T, Cg)
-            xi, grp = job // G_, job % G_
-            gemm(ROW_MAJOR, TRANS, NO_TRANS, Og, Cg, T, one, gh[xi, 0, grp * Og:].ctypes.data, O,
-                 v[xi, 0, grp * Cg:].ctypes.data, C, zero, du[xi, grp * Og:].ctypes.data, Cg)
+            _tile_weight_grads(job, gh, v, du, T, x.dtype.type(0), gemm)
 
 
 def conv2d_forward(x, weight, bias, geom):

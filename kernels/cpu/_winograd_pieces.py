@@ -37,7 +37,7 @@ import numpy as np
 from numba import prange
 
 from ..geometry import ConvGeometry
-from . import _winograd_f4, winograd
+from . import _winograd_f4
 from ._jit import kernel
 
 PIECES_MIN_SAVING = 1.4     # kh*kw / (4*ph*pw) at least this: 5x5 (1.56x) and 6x6, not 7x7 (1.36x)
@@ -140,17 +140,16 @@ def conv2d_forward(x, weight, bias, geom):
     _stack_windows(x, xs, ph, pw, geom.pt, geom.pl, geom.groups)
     inner_geom = ConvGeometry(3, 3, 1, 1, 0, 0, 0, 0, 1, 1, geom.groups, geom.oh, geom.ow)
     ws = stack_pieces(weight, ph, pw)
-    plan = _winograd_f4 if _winograd_f4.suits(xs, ws, inner_geom) else winograd
+    plan = _winograd_f4.plan_for(xs, ws, inner_geom)
     out, inner = plan.conv2d_forward(xs, ws, bias, inner_geom)
     return out, types.SimpleNamespace(plan="winograd-pieces", x=x, weight=weight, geom=geom,
-                                      inner=inner)
+                                      inner=inner, inner_backward=plan.conv2d_backward)
 
 
 def conv2d_backward(saved, g, needs):
     """-> (dx, dweight, dbias): the 3x3 convolution's gradients taken back through the stacking."""
     geom = saved.geom
-    plan = _winograd_f4 if saved.inner.plan == "winograd-f4" else winograd
-    dxs, dws, db = plan.conv2d_backward(saved.inner, g, needs)
+    dxs, dws, db = saved.inner_backward(saved.inner, g, needs)
     dx = dw = None
     if needs[0]:
         ph, pw = pieces(geom.kh, geom.kw)

@@ -196,7 +196,7 @@ def conv2d_forward(x, weight, bias, geom):
     x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
     bias = None if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
     if _winograd_suits(x, weight, geom):
-        return _winograd_plan(x, weight, geom).conv2d_forward(x, weight, bias, geom)
+        return _winograd_f4.plan_for(x, weight, geom).conv2d_forward(x, weight, bias, geom)
     if _pieces_suit(x, weight, geom):
         return _winograd_pieces.conv2d_forward(x, weight, bias, geom)
     N, (O, Kg) = x.shape[0], (weight.shape[0], weight[0].size)
@@ -226,12 +226,6 @@ def _winograd_suits(x, weight, geom):
     th, tw = winograd.tiles(geom.oh, geom.ow)
     return (WINOGRAD and geom.winograd_shaped and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS
             and x.shape[0] * th * tw >= WINOGRAD_MIN_TILES)
-
-
-def _winograd_plan(x, weight, geom):
-    """The Winograd module for a 3x3 stride-1 layer: F(4x4, 3x3) where it is the faster
-    (_winograd_f4.suits; _winograd_f4.ON = False turns it off), else F(2x2, 3x3)."""
-    return _winograd_f4 if _winograd_f4.suits(x, weight, geom) else winograd
 
 
 def _pieces_suit(x, weight, geom):

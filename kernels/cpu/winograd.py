@@ -498,15 +498,49 @@ def _grad_output_tiles(g3, gh, t0, yt):
                     h3[o] = -e1
 
 
+@kernel(parallel=False)
+def _tile_products(job, v, u, m, T, gemm):
+    """M[xi] (T, Og) = V[xi] (T, Cg) @ U[xi]^T for job = xi*G + group: one of the products (one
+    per transformed-tile position and group) over the first T rows of v and m. Shared by
+    F(2x2, 3x3)'s plans here and F(4x4, 3x3)'s (_winograd_f4.py)."""
+    C, O, Cg = v.shape[2], m.shape[2], u.shape[2]
+    G = C // Cg
+    Og = O // G
+    xi, grp = job // G, job % G
+    gemm(ROW_MAJOR, NO_TRANS, TRANS, T, Og, Cg, m.dtype.type(1), v[xi, 0, grp * Cg:].ctypes.data, C,
+         u[xi, grp * Og:].ctypes.data, Cg, m.dtype.type(0), m[xi, 0, grp * Og:].ctypes.data, O)
+
+
+@kernel(parallel=False)
+def _tile_input_grads(job, gh, u, dv, T, gemm):
+    """dV[xi] (T, Cg) = Gh[xi] (T, Og) @ U[xi], for job = xi*G + group."""
+    O, C, Cg = gh.shape[2], dv.shape[2], u.shape[2]
+    G = C // Cg
+    Og = O // G
+    xi, grp = job // G, job % G
+    gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, T, Cg, Og, dv.dtype.type(1), gh[xi, 0, grp * Og:].ctypes.data, O,
+         u[xi, grp * Og:].ctypes.data, Cg, dv.dtype.type(0), dv[xi, 0, grp * Cg:].ctypes.data, C)
+
+
+@kernel(parallel=False)
+def _tile_weight_grads(job, gh, v, du, T, beta, gemm):
+    """dU[xi] (Og, Cg) = Gh[xi]^T (Og, T) @ V[xi] (T, Cg) + beta * dU[xi], for job = xi*G + group
+    (beta 1: a block's share added to its part's sum)."""
+    O, C, Cg = gh.shape[2], v.shape[2], du.shape[2]
+    G = C // Cg
+    Og = O // G
+    xi, grp = job // G, job % G
+    gemm(ROW_MAJOR, TRANS, NO_TRANS, Og, Cg, T, du.dtype.type(1), gh[xi, 0, grp * Og:].ctypes.data, O,
+         v[xi, 0, grp * Cg:].ctypes.data, C, beta, du[xi, grp * Og:].ctypes.data, Cg)
+
+
 @kernel
 def _blocks_forward(x, u, bias, out, pt, pl, edges, per_block, gemm):
     N, C = x.shape[:2]
     O, Cg = u.shape[1], u.shape[2]
     G = C // Cg
-    Og = O // G
     th, tw = tiles(out.shape[2], out.shape[3])
     P, nb = th * tw, per_block * th * tw                 # tiles per sample, per block
-    one, zero = x.dtype.type(1), x.dtype.type(0)
     for part in prange(edges.size - 1):
         v, m = np.empty((16, nb, C), x.dtype), np.empty((16, nb, O), x.dtype)
         xt, e = np.zeros((2 * th + 2, 2 * tw + 2, C), x.dtype), np.empty((4, 2 * tw + 2, C), x.dtype)
@@ -516,10 +550,8 @@ def _blocks_forward(x, u, bias, out, pt, pl, edges, per_block, gemm):
             for n in range(n0, n1):                                      # V = B^T d B
                 _to_channels_last(x[n], xt, pt, pl)
                 _input_tiles(xt, v, (n - n0) * P, th, tw, e)
-            for xi in range(16):                     # M[xi] (T, Og) = V[xi] (T, Cg) @ U[xi]^T, per group
-                for grp in range(G):
-                    gemm(ROW_MAJOR, NO_TRANS, TRANS, (n1 - n0) * P, Og, Cg, one, v[xi, 0, grp * Cg:].ctypes.data, C,
-                         u[xi, grp * Og:].ctypes.data, Cg, zero, m[xi, 0, grp * Og:].ctypes.data, O)
+            for job in range(16 * G):                # M[xi] = V[xi] @ U[xi]^T, per group
+                _tile_products(job, v, u, m, (n1 - n0) * P, gemm)
             for n in range(n0, n1):                                      # y = A^T M A + b
                 _output_tiles(m, (n - n0) * P, out[n], bias, yt)
 
@@ -530,10 +562,9 @@ def _blocks_backward(x, u, g, dx, du, pt, pl, edges, per_block, gemm):
     N, C = x.shape[:2]
     O, Cg = u.shape[1], u.shape[2]
     G = C // Cg
-    Og = O // G
     th, tw = tiles(g.shape[2], g.shape[3])
     P, nb = th * tw, per_block * th * tw
-    one, zero = x.dtype.type(1), x.dtype.type(0)
+    one = x.dtype.type(1)
     for part in prange(edges.size - 1):
         gh, v = np.empty((16, nb, O), x.dtype), np.empty((16, nb, C), x.dtype)   # v holds dV, then V
         yt = np.zeros((2 * th, 2 * tw, O), x.dtype)
@@ -545,10 +576,8 @@ def _blocks_backward(x, u, g, dx, du, pt, pl, edges, per_block, gemm):
             for n in range(n0, n1):                                      # Gh = A g A^T
                 _grad_output_tiles(g[n], gh, (n - n0) * P, yt)
             if dx.size > 0:
-                for xi in range(16):                 # dV[xi] (T, Cg) = Gh[xi] (T, Og) @ U[xi], per group
-                    for grp in range(G):
-                        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, T, Cg, Og, one, gh[xi, 0, grp * Og:].ctypes.data, O,
-                             u[xi, grp * Og:].ctypes.data, Cg, zero, v[xi, 0, grp * Cg:].ctypes.data, C)
+                for job in range(16 * G):            # dV[xi] = Gh[xi] @ U[xi], per group
+                    _tile_input_grads(job, gh, u, v, T, gemm)
                 for n in range(n0, n1):                                  # dx = B dV B^T
                     ps[:] = 0
                     _input_grad_tiles(v, (n - n0) * P, th, tw, ps, r)
@@ -557,10 +586,18 @@ def _blocks_backward(x, u, g, dx, du, pt, pl, edges, per_block, gemm):
                 for n in range(n0, n1):                                  # V again
                     _to_channels_last(x[n], xt, pt, pl)
                     _input_tiles(xt, v, (n - n0) * P, th, tw, e)
-                for xi in range(16):                 # dU[xi] (Og, Cg) += Gh[xi]^T (Og, T) @ V[xi] (T, Cg)
-                    for grp in range(G):
-                        gemm(ROW_MAJOR, TRANS, NO_TRANS, Og, Cg, T, one, gh[xi, 0, grp * Og:].ctypes.data, O,
-                             v[xi, 0, grp * Cg:].ctypes.data, C, one, du[part, xi, grp * Og:].ctypes.data, Cg)
+                for job in range(16 * G):            # dU[xi] += Gh[xi]^T @ V[xi], per group
+                    _tile_weight_grads(job, gh, v, du[part], T, one, gemm)
+
+
+@kernel(parallel=False)
+def _sample_input_tiles(x3, v, t0, th, tw, pt, pl):
+    """V = B^T d B of one sample's tiles t0 .. t0 + th*tw - 1 (the whole-batch plan's step, with
+    scratch of its own: each sample is a prange iteration)."""
+    C = x3.shape[0]
+    xt, e = np.zeros((2 * th + 2, 2 * tw + 2, C), x3.dtype), np.empty((4, 2 * tw + 2, C), x3.dtype)
+    _to_channels_last(x3, xt, pt, pl)
+    _input_tiles(xt, v, t0, th, tw, e)
 
 
 @kernel
@@ -569,20 +606,14 @@ def _batch_forward(x, u, bias, out, pt, pl, gemm):
     N, C = x.shape[:2]
     O, Cg = u.shape[1], u.shape[2]
     G = C // Cg
-    Og = O // G
     th, tw = tiles(out.shape[2], out.shape[3])
     P = th * tw
     T = N * P
-    one, zero = x.dtype.type(1), x.dtype.type(0)
     v, m = np.empty((16, T, C), x.dtype), np.empty((16, T, O), x.dtype)
     for n in prange(N):                                              # V = B^T d B
-        xt, e = np.zeros((2 * th + 2, 2 * tw + 2, C), x.dtype), np.empty((4, 2 * tw + 2, C), x.dtype)
-        _to_channels_last(x[n], xt, pt, pl)
-        _input_tiles(xt, v, n * P, th, tw, e)
+        _sample_input_tiles(x[n], v, n * P, th, tw, pt, pl)
     for job in prange(16 * G):              # M[xi] (T, Og) = V[xi] (T, Cg) @ U[xi]^T, per group
-        xi, grp = job // G, job % G
-        gemm(ROW_MAJOR, NO_TRANS, TRANS, T, Og, Cg, one, v[xi, 0, grp * Cg:].ctypes.data, C,
-             u[xi, grp * Og:].ctypes.data, Cg, zero, m[xi, 0, grp * Og:].ctypes.data, O)
+        _tile_products(job, v, u, m, T, gemm)
     for n in prange(N):                                              # y = A^T M A + b
         yt = np.empty((2 * th, 2 * tw, O), x.dtype)
         _output_tiles(m, n * P, out[n], bias, yt)
@@ -594,33 +625,25 @@ def _batch_backward(x, u, g, dx, du, pt, pl, gemm):
     N, C = x.shape[:2]
     O, Cg = u.shape[1], u.shape[2]
     G = C // Cg
-    Og = O // G
     th, tw = tiles(g.shape[2], g.shape[3])
     P = th * tw
     T = N * P
-    one, zero = x.dtype.type(1), x.dtype.type(0)
     gh, v = np.empty((16, T, O), x.dtype), np.empty((16, T, C), x.dtype)   # v holds dV, then V
     for n in prange(N):                                              # Gh = A g A^T
         yt = np.zeros((2 * th, 2 * tw, O), x.dtype)
         _grad_output_tiles(g[n], gh, n * P, yt)
     if dx.size > 0:
         for job in prange(16 * G):          # dV[xi] (T, Cg) = Gh[xi] (T, Og) @ U[xi], per group
-            xi, grp = job // G, job % G
-            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, T, Cg, Og, one, gh[xi, 0, grp * Og:].ctypes.data, O,
-                 u[xi, grp * Og:].ctypes.data, Cg, zero, v[xi, 0, grp * Cg:].ctypes.data, C)
+            _tile_input_grads(job, gh, u, v, T, gemm)
         for n in prange(N):                                          # dx = B dV B^T
             ps, r = np.zeros((2 * th + 2, 2 * tw + 2, C), x.dtype), np.empty((4, 4, C), x.dtype)
             _input_grad_tiles(v, n * P, th, tw, ps, r)
             _from_channels_last(ps, dx[n], pt, pl)
     if du.size > 0:
         for n in prange(N):                                          # V again
-            xt, e = np.zeros((2 * th + 2, 2 * tw + 2, C), x.dtype), np.empty((4, 2 * tw + 2, C), x.dtype)
-            _to_channels_last(x[n], xt, pt, pl)
-            _input_tiles(xt, v, n * P, th, tw, e)
+            _sample_input_tiles(x[n], v, n * P, th, tw, pt, pl)
         for job in prange(16 * G):          # dU[xi] (Og, Cg) = Gh[xi]^T (Og, T) @ V[xi] (T, Cg)
-            xi, grp = job // G, job % G
-            gemm(ROW_MAJOR, TRANS, NO_TRANS, Og, Cg, T, one, gh[xi, 0, grp * Og:].ctypes.data, O,
-                 v[xi, 0, grp * Cg:].ctypes.data, C, zero, du[xi, grp * Og:].ctypes.data, Cg)
+            _tile_weight_grads(job, gh, v, du, T, x.dtype.type(0), gemm)
 
 
 def _batch_suits(x, geom):
