@@ -15,13 +15,17 @@ from minicnn.functional.conv import conv_geometry
 from minicnn.gradcheck import gradcheck
 from minicnn.kernels.cpu import conv as conv_module
 from minicnn.kernels.cpu import _winograd_f4 as f4
+from minicnn.kernels.cpu._threads import blas_threads_now
 from minicnn.kernels.reference import conv as ref_conv
 from oracles import assert_conv2d_matches_reference  # tests/oracles.py
 
 
-def _every_layer_f4():
-    """Let layers of any channel count and tile count take F(4x4, 3x3)."""
-    return mock.patch.multiple(f4, ON=True, F4_MIN_CHANNELS=1, F4_MIN_TILES=1, F4_MAX_TILES=10**9)
+def _every_layer_f4(plan="whole batch"):
+    """Let layers of any channel count and tile count take F(4x4, 3x3), in the plan named: the
+    whole batch at once, or blocks of one sample (each thread's part of a batch of two or more
+    in several blocks, so that the parts' dU sums add blocks up)."""
+    blocks = {"whole batch": {"BLOCK_MIN_TILES": 10**9}, "blocks": {"BLOCK_MIN_TILES": 1, "BLOCK_BYTES": 1}}[plan]
+    return mock.patch.multiple(f4, ON=True, F4_MIN_CHANNELS=1, F4_MIN_TILES=1, F4_MAX_TILES=10**9, **blocks)
 
 
 def _every_layer_winograd():
@@ -60,22 +64,30 @@ def layers(draw):
     return (N, Cg * groups, H, W), (Og * groups, Cg, 3, 3), padding, groups
 
 
+@pytest.mark.parametrize("plan", ["whole batch", "blocks"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @settings(max_examples=25)
 @given(layer=layers(), seed=st.integers(0, 2**31 - 1))
-def test_conv2d_through_f4_equals_reference(dtype, layer, seed):
-    """conv2d's output and gradients through F(4x4, 3x3) against the reference kernels' im2col
-    convolution: float64 to 1e-12 of the values' scale, float32 to 5e-5 (F(4x4, 3x3)'s rounding)."""
+def test_conv2d_through_f4_equals_reference(dtype, plan, layer, seed):
+    """conv2d's output and gradients through F(4x4, 3x3), in each plan, against the reference
+    kernels' im2col convolution: float64 to 1e-12 of the values' scale, float32 to 5e-5 (F(4x4,
+    3x3)'s rounding)."""
     x_shape, w_shape, padding, groups = layer
     rng = np.random.default_rng(seed)
     x0, w0 = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
     b0 = rng.standard_normal(w_shape[0]).astype(dtype)
     geom = conv_geometry("conv2d", x_shape, w_shape, 1, padding, 1, groups)
     g = rng.standard_normal((x_shape[0], w_shape[0], geom.oh, geom.ow)).astype(dtype)
-    with _every_layer_winograd(), _every_layer_f4():
+    with _every_layer_winograd(), _every_layer_f4(plan):
         x, w, b = (mc.Tensor(a, requires_grad=True, dtype=dtype) for a in (x0, w0, b0))
         out = F.conv2d(x, w, b, padding=padding, groups=groups)
-        assert out._node.conv_saved.plan == "winograd-f4"
+        saved = out._node.conv_saved
+        assert saved.plan == "winograd-f4"
+        if plan == "whole batch" or x_shape[0] < (blas_threads_now() or 1):
+            assert saved.blocks is None
+        else:
+            edges, per_block = saved.blocks
+            assert per_block == 1 and edges[0] == 0 and edges[-1] == x_shape[0]
         out.backward(g)
     assert_conv2d_matches_reference((out.data, x.grad, w.grad, b.grad), x0, w0, b0, g, geom,
                                     atol=5e-5 if dtype == np.float32 else 1e-12)
@@ -91,6 +103,22 @@ def test_conv2d_f4_gradcheck(padding):
     with _every_layer_winograd(), _every_layer_f4():
         assert F.conv2d(x, w, b, padding=padding, groups=2)._node.conv_saved.plan == "winograd-f4"
         assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=padding, groups=2), (x, w, b))
+
+
+def test_which_layers_go_in_blocks():
+    """Maps of BLOCK_MIN_TILES+ tiles go in blocks of samples (one of VGG's 56x56 maps: 196 tiles,
+    3.6 MB of V and M), two blocks per thread on a batch of four; maps of fewer tiles, or a batch
+    smaller than the threads, run whole."""
+    def blocks(x_shape, w_shape):
+        geom = conv_geometry("conv2d", x_shape, w_shape, 1, 1, 1, 1)
+        return f4._blocks(np.ones(x_shape, np.float32), w_shape[0], geom)
+
+    threads = blas_threads_now() or 1
+    edges, per_block = blocks((4 * threads, 64, 56, 56), (64, 64, 3, 3))
+    assert per_block == 1 and list(edges) == [4 * p for p in range(threads + 1)]
+    assert blocks((16, 192, 19, 19), (192, 192, 3, 3)) is None                # AlphaGo: 25 tiles
+    if threads > 1:
+        assert blocks((threads - 1, 64, 56, 56), (64, 64, 3, 3)) is None
 
 
 def test_float32_accuracy_on_a_wide_layer():
@@ -133,6 +161,7 @@ def test_which_layers_take_f4():
     assert plan((16, 32, 16, 16), (32, 32, 3, 3)) == "winograd"               # 32 channels
     assert plan((16, 256, 4, 4), (256, 256, 3, 3)) == "winograd"              # 16 4x4 tiles (64 of 2x2)
     assert plan((8, 96, 27, 27), (256, 48, 5, 5), padding=2, groups=2) == "pieces over winograd-f4"
+    assert plan((32, 64, 56, 56), (64, 64, 3, 3)) == "winograd-f4"            # 6272 tiles, in blocks
     with mock.patch.object(f4, "ON", False):
         assert plan((16, 192, 19, 19), (192, 192, 3, 3)) == "winograd"
         assert plan((8, 96, 27, 27), (256, 48, 5, 5), padding=2, groups=2) == "pieces over winograd"

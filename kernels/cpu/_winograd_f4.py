@@ -21,15 +21,22 @@ too: suits() says when, from the figures in benchmarks/results/cpu_measurements.
 
 Shapes
     alpha = 6 (tile side),  m = 4 (output tile side);  xi = alpha*a + b, 36 positions
-    th, tw = ceil(oh / 4), ceil(ow / 4) tiles per sample;  T = N * th * tw
+    th, tw = ceil(oh / 4), ceil(ow / 4) tiles per sample;  T = N * th * tw (or a block's tiles)
     u (36, O, Cg)  v, dv (36, T, C)  mm, gh (36, T, O): channels innermost, as winograd.py's plans
+    du (parts, 36, O, Cg): dU summed over each thread's part of the batch (one part: whole batch)
     xt, ps (4th + 2, 4tw + 2, C): one sample's padded input (or its gradient), channels last
     yt (4th, 4tw, O): one sample's output (or output gradient), channels last
 
-The plan is winograd.py's whole-batch plan: every sample's tiles transformed (a prange over
-samples), then the 36 products, each over the whole batch's tiles (a prange over xi and groups,
-one-thread BLAS calls from the kernel), then the output transform (a prange over samples). Each
-transform is two passes, down a tile's columns then along its rows, each the matrix's rows
+Two plans, winograd.py's. The whole batch at once: every sample's tiles transformed (a prange
+over samples), then the 36 products, each over the whole batch's tiles (a prange over xi and
+groups, one-thread BLAS calls from the kernel), then the output transform (a prange over
+samples). Or, on maps of BLOCK_MIN_TILES tiles or more, blocks: each thread takes a part of the
+batch and runs it a block of samples at a time (usually one), transforms, 36 products and
+transform back, so that the block's V and M (2 x 1.8 MB for one of VGG's 64-channel 56x56 maps)
+are still in cache when the next step reads them; the whole batch's 28 MB were not, and the
+layer took 24-25 ms forward and backward against 18 in blocks (maps of 16 or 25 tiles keep the
+whole batch: blocks of one sample make products too short for BLAS, AlexNet's conv3 80 -> 125 ms).
+Each transform is two passes, down a tile's columns then along its rows, each the matrix's rows
 written out as additions (below), in one vector loop over the channels. (Written instead as a
 loop over the matrices' nonzero entries, the transforms took 2-3x as long on 64 to 192 channels.)
 """
@@ -42,9 +49,9 @@ from numba import prange
 from ._blas import gemm_for
 from ._jit import kernel
 from . import winograd
-from ._threads import blas_threads
-from .winograd import (_bias_grad, _from_channels_last, _tile_input_grads, _tile_products, _tile_weight_grads,
-                       _to_channels_last)
+from ._threads import blas_threads, blas_threads_now
+from .winograd import (_bias_grad, _from_channels_last, _sum_parts, _tile_input_grads, _tile_products,
+                       _tile_weight_grads, _to_channels_last)
 
 BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64)
@@ -56,7 +63,9 @@ ALPHA, M_OUT = 6, 4
 ON = True                  # False: every Winograd layer keeps F(2x2, 3x3)
 F4_MIN_CHANNELS = 64       # in and out per group, at least
 F4_MIN_TILES = 64          # 4x4 output tiles in the batch, at least ...
-F4_MAX_TILES = 4096        # ... and at most (V and M for the whole batch: 36 * T * (C + O) values)
+F4_MAX_TILES = 4096        # ... and at most in a sample or a batch of small maps (V and M: 36 * tiles * (C + O))
+BLOCK_MIN_TILES = 64       # maps of at least this many tiles go in blocks of samples ...
+BLOCK_BYTES = 2 * 2**20    # ... as many as fit their V and M in this (at least one)
 
 
 @kernel(parallel=False)
@@ -68,8 +77,10 @@ def suits(x, weight, geom):
     """Layers F(4x4, 3x3) computes faster than F(2x2, 3x3) (given a 3x3 stride-1 layer)."""
     O, Cg = weight.shape[:2]
     th, tw = tiles(geom.oh, geom.ow)
-    return (ON and min(Cg, O // geom.groups) >= F4_MIN_CHANNELS and F4_MIN_TILES <= x.shape[0] * th * tw <= F4_MAX_TILES
-            and gemm_for(x.dtype) is not None)
+    blocks = _blocks(x, O, geom)
+    at_once = x.shape[0] * th * tw if blocks is None else blocks[1] * th * tw     # tiles in V
+    return (ON and min(Cg, O // geom.groups) >= F4_MIN_CHANNELS and x.shape[0] * th * tw >= F4_MIN_TILES
+            and at_once <= F4_MAX_TILES and gemm_for(x.dtype) is not None)
 
 
 def plan_for(x, weight, geom):
@@ -337,23 +348,101 @@ def _batch_backward(x, u, g, dx, du, pt, pl, gemm):
             _tile_weight_grads(job, gh, v, du, T, x.dtype.type(0), gemm)
 
 
+@kernel
+def _blocks_forward(x, u, bias, out, pt, pl, edges, per_block, gemm):
+    """_batch_forward in blocks of per_block samples, one part of the batch per thread: each
+    block's V and M stay in cache from its transforms to its products and back."""
+    N, C = x.shape[:2]
+    O, G_ = u.shape[1], C // u.shape[2]
+    th, tw = tiles(out.shape[2], out.shape[3])
+    P, nb = th * tw, per_block * th * tw
+    for part in prange(edges.size - 1):
+        v, mm = np.empty((36, nb, C), x.dtype), np.empty((36, nb, O), x.dtype)
+        xt, e = np.zeros((4 * th + 2, 4 * tw + 2, C), x.dtype), np.empty((ALPHA, 4 * tw + 2, C), x.dtype)
+        yt, r = np.empty((4 * th, 4 * tw, O), x.dtype), np.empty((M_OUT, ALPHA, O), x.dtype)
+        for n0 in range(edges[part], edges[part + 1], per_block):
+            n1 = min(n0 + per_block, edges[part + 1])
+            for n in range(n0, n1):                                      # V = B^T d B
+                _to_channels_last(x[n], xt, pt, pl)
+                _input_tiles(xt, v, (n - n0) * P, th, tw, e)
+            for job in range(36 * G_):
+                _tile_products(job, v, u, mm, (n1 - n0) * P, gemm)
+            for n in range(n0, n1):                                      # y = A^T M A + b
+                _output_tiles(mm, (n - n0) * P, out[n], bias, yt, r)
+
+
+@kernel
+def _blocks_backward(x, u, g, dx, du, pt, pl, edges, per_block, gemm):
+    """_batch_backward in blocks; du (parts, 36, O, Cg), each part's sum."""
+    N, C = x.shape[:2]
+    O, G_ = u.shape[1], C // u.shape[2]
+    th, tw = tiles(g.shape[2], g.shape[3])
+    P, nb = th * tw, per_block * th * tw
+    one = x.dtype.type(1)
+    for part in prange(edges.size - 1):
+        gh, v = np.empty((36, nb, O), x.dtype), np.empty((36, nb, C), x.dtype)   # v: dV, then V
+        yt, rg = np.zeros((4 * th, 4 * tw, O), x.dtype), np.empty((ALPHA, M_OUT, O), x.dtype)
+        xt, e = np.zeros((4 * th + 2, 4 * tw + 2, C), x.dtype), np.empty((ALPHA, 4 * tw + 2, C), x.dtype)
+        ps, r = np.empty((4 * th + 2, 4 * tw + 2, C), x.dtype), np.empty((ALPHA, ALPHA, C), x.dtype)
+        for n0 in range(edges[part], edges[part + 1], per_block):
+            n1 = min(n0 + per_block, edges[part + 1])
+            T = (n1 - n0) * P
+            for n in range(n0, n1):                                      # Gh = A g A^T
+                _grad_output_tiles(g[n], gh, (n - n0) * P, yt, rg)
+            if dx.size > 0:
+                for job in range(36 * G_):
+                    _tile_input_grads(job, gh, u, v, T, gemm)
+                for n in range(n0, n1):                                  # dx = B dV B^T
+                    ps[:] = 0
+                    _input_grad_tiles(v, (n - n0) * P, th, tw, ps, r)
+                    _from_channels_last(ps, dx[n], pt, pl)
+            if du.size > 0:
+                for n in range(n0, n1):                                  # V again
+                    _to_channels_last(x[n], xt, pt, pl)
+                    _input_tiles(xt, v, (n - n0) * P, th, tw, e)
+                for job in range(36 * G_):
+                    _tile_weight_grads(job, gh, v, du[part], T, one if n0 > edges[part] else x.dtype.type(0), gemm)
+
+
+def _blocks(x, O, geom):
+    """(edges, per_block) of the blocks plan: samples edges[p] .. edges[p+1] - 1 are thread p's
+    part, run per_block samples at a time. None: the whole-batch plan (maps of few tiles, or a
+    batch smaller than the threads)."""
+    N = x.shape[0]
+    parts = blas_threads_now() or 1
+    th, tw = tiles(geom.oh, geom.ow)
+    if th * tw < BLOCK_MIN_TILES or N < parts:
+        return None
+    per_sample = 36 * (x.shape[1] + O) * th * tw * x.dtype.itemsize      # its V and M
+    per_block = max(1, min(-(-N // parts), BLOCK_BYTES // per_sample))
+    return np.array([N * i // parts for i in range(parts + 1)], dtype=np.int64), per_block
+
+
 def conv2d_forward(x, weight, bias, geom):
     """out (N, O, oh, ow) = A^T [U * V] A (+ b). -> (out, saved for conv2d_backward)."""
     out = np.empty((x.shape[0], weight.shape[0], geom.oh, geom.ow), dtype=x.dtype)
+    u, b = weight_transform(weight), np.empty(0, x.dtype) if bias is None else bias
+    blocks = _blocks(x, weight.shape[0], geom)
     with blas_threads(1):                  # each product runs on its own core
-        _batch_forward(x, weight_transform(weight), np.empty(0, x.dtype) if bias is None else bias, out,
-                       geom.pt, geom.pl, gemm_for(x.dtype))
-    return out, types.SimpleNamespace(plan="winograd-f4", x=x, weight=weight, geom=geom)
+        if blocks is None:
+            _batch_forward(x, u, b, out, geom.pt, geom.pl, gemm_for(x.dtype))
+        else:
+            _blocks_forward(x, u, b, out, geom.pt, geom.pl, *blocks, gemm_for(x.dtype))
+    return out, types.SimpleNamespace(plan="winograd-f4", x=x, weight=weight, geom=geom, blocks=blocks)
 
 
 def conv2d_backward(saved, g, needs):
     """-> (dx, dweight, dbias): Gh = A g A^T, dx = B (U^T Gh) B^T, dw = G^T (Gh V^T) G, db = sum g."""
-    x, geom, weight = saved.x, saved.geom, saved.weight
+    x, geom, weight, blocks = saved.x, saved.geom, saved.weight, saved.blocks
     O, Cg = weight.shape[:2]
     u = weight_transform(weight) if needs[0] else np.empty((36, O, Cg), x.dtype)
     dx = np.empty((x.shape[0] if needs[0] else 0, *x.shape[1:]), x.dtype)
-    du = np.empty((36, O, Cg) if needs[1] else (0, O, Cg), x.dtype)
+    parts = 1 if blocks is None else len(blocks[0]) - 1                  # dU: one sum per part
+    du = np.empty((parts if needs[1] else 0, 36, O, Cg), x.dtype)
     with blas_threads(1):
-        _batch_backward(x, u, g, dx, du, geom.pt, geom.pl, gemm_for(x.dtype))
-    return ((dx if needs[0] else None), (weight_grad_transform(du) if needs[1] else None),
+        if blocks is None:
+            _batch_backward(x, u, g, dx, du[0] if needs[1] else du[:, 0], geom.pt, geom.pl, gemm_for(x.dtype))
+        else:
+            _blocks_backward(x, u, g, dx, du, geom.pt, geom.pl, *blocks, gemm_for(x.dtype))
+    return ((dx if needs[0] else None), (weight_grad_transform(_sum_parts(du)) if needs[1] else None),
             (_bias_grad(g) if needs[2] else None))
