@@ -328,14 +328,14 @@ PLAN_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", PLAN_CASES)
-@pytest.mark.parametrize("chunk_bytes", [None, 1, "slices"], ids=["default", "one sample a chunk", "slices"])
+@pytest.mark.parametrize("chunk_bytes", [None, 1, "no slices"], ids=["default", "one sample a chunk", "no slices"])
 def test_cpu_conv_plan_equals_reference(monkeypatch, dtype, case, chunk_bytes):
     """kernels/cpu/conv.py's conv2d_forward/backward against the reference's, for every plan
-    (Winograd, slices, folded, chunks), twice backward (kept columns, then recomputed)."""
-    if chunk_bytes == "slices":                 # plan 2 on, as with OMP_WAIT_POLICY=PASSIVE
-        monkeypatch.setattr(numba_conv, "SLICES", True)
-    elif chunk_bytes is not None:
-        monkeypatch.setattr(numba_conv, "CHUNK_BYTES", chunk_bytes)
+    (Winograd, slices, folded, chunks; the slices' layers in chunks too), twice backward (kept
+    columns, then recomputed)."""
+    if chunk_bytes is not None:                 # the slices' layers go in chunks
+        monkeypatch.setattr(numba_conv, "SLICES", False)
+    if chunk_bytes == 1:
         monkeypatch.setattr(numba_conv.winograd, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(1)
     x = rng.standard_normal(case["x"]).astype(dtype)
@@ -385,9 +385,11 @@ def test_cpu_conv_plan_choice(monkeypatch):
     monkeypatch.setattr(numba_conv, "WINOGRAD", False)
     assert plan((8, n, 8, 8), (n, n, 3, 3), padding=1) == "chunks"          # 16 * 144 weights
     sliced = _threads.blas_threads_now() > 1 and _blas.gemm_for(np.float32) is not None
-    assert plan((64, 6, 14, 14), (16, 6, 5, 5)) == ("slices" if sliced and numba_conv.SLICES else "chunks")
-    monkeypatch.setattr(numba_conv, "SLICES", True)          # as with OMP_WAIT_POLICY=PASSIVE
-    assert plan((64, 6, 14, 14), (16, 6, 5, 5)) == ("slices" if sliced else "chunks")
+    assert plan((64, 6, 14, 14), (16, 6, 5, 5)) == ("slices" if sliced else "chunks")   # LeNet's conv2
+    assert plan((64, 32, 16, 16), (32, 32, 1, 1)) == ("slices" if sliced else "chunks")  # no im2col
+    assert plan((8, 6, 14, 14), (16, 6, 5, 5)) == "chunks"             # too few multiply-adds to cut
+    monkeypatch.setattr(numba_conv, "SLICES", False)
+    assert plan((64, 6, 14, 14), (16, 6, 5, 5)) == "chunks"
 
 
 @pytest.mark.parametrize("G, R, S", [(1, 1, 1), (1, 33, 65), (2, 70, 31), (3, 64, 96)])

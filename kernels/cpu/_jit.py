@@ -32,13 +32,6 @@ SPIN_COUNT = "30000"
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 
-
-def threads_sleep():
-    """Whether Numba's threads sleep (almost) as soon as a kernel ends: the user chose
-    OMP_WAIT_POLICY=PASSIVE, or fewer than 10000 spins."""
-    spins = os.environ.get("GOMP_SPINCOUNT", "")
-    return (os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
-            or (spins.isdigit() and int(spins) < 10000))
 import numba  # noqa: E402
 from numba import njit  # noqa: E402
 

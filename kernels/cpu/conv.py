@@ -44,17 +44,17 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
        channel for a 5x5 kernel against 25 (AlexNet's conv2 at batch 32, forward and backward:
        301-307 ms against 315-346 folded).
     2. Slices: a batch of small per-sample products (LeNet's layers) is cut into one slice per
-       BLAS thread, and one call of a serial kernel per slice runs its im2col, GEMMs (NumPy's
-       own OpenBLAS called from inside the kernel on one thread, _blas.py) and col2im back to
-       back, without the GIL; the slices run at the same time in helper threads
-       (_threads.run_slices). Each slice's columns stay in its core's cache and are kept for dW.
-       Needs NumPy's 64-bit-integer OpenBLAS; elsewhere the batch goes in chunks (4). Only
-       while Numba's threads sleep as soon as a kernel ends (SLICES: the user set
-       OMP_WAIT_POLICY=PASSIVE): with them spinning between kernels (_jit.py's default) the
-       chunks' parallel kernels launch cheaply, and a spinning thread keeps the helper thread
-       off its core: LeNet-5's conv2 (batch 64) 1.27 ms forward and backward in chunks against
-       2.0 in slices, its conv1 0.57 against 1.04 (sleeping: slices 1.65 and 0.95, chunks
-       2.13 and 1.13).
+       thread, and one parallel kernel (_slices, a prange over the slices) runs each slice a
+       sample at a time: its im2col, its GEMMs (NumPy's own OpenBLAS called from inside the
+       kernel on one thread, _blas.py) and its col2im back to back, so that the sample's columns
+       (LeNet's conv2: 60 kB) stay in the core's cache instead of a whole batch's (7.7 MB at
+       batch 128) going out to memory and back. The backward rebuilds them (nothing kept).
+       LeNet-5's training step (batch 64): 3.1-4.1 ms against 3.8-4.6 in chunks (alternated
+       fresh processes). Needs NumPy's 64-bit-integer OpenBLAS; elsewhere the batch goes in
+       chunks (4). The forward and the backward are one kernel, loops written inside the prange:
+       on a first run each parallel kernel, and each level of calls inside one, adds about a
+       second of compiling before the first batch (LeNet-5: 5.6-5.8 s in all, two kernels
+       with a level more 6.6-8.3).
     3. Folded: small maps (oh*ow < FOLD_BELOW) under many weights (Og*Kg >= FOLD_MIN_WEIGHTS:
        ResNet's later stages and its 1x1 layers at 64x64, not LeNet's) make each sample's product
        a thin one that BLAS runs slowly; the batch is folded into the product instead,
@@ -79,8 +79,8 @@ from numba import prange
 
 from . import _winograd_f4, _winograd_pieces, winograd
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
-from ._jit import kernel, serial_twin, threads_sleep
-from ._threads import run_slices, slice_count
+from ._jit import kernel, serial_twin
+from ._threads import blas_threads, slice_count
 from .gemm import matmul
 
 u = np.uint64
@@ -90,7 +90,7 @@ CHUNK_BYTES = 16 * 2**20       # the chunk size aimed at (plan 4)
 WINOGRAD = True                # plan 1 on or off
 WINOGRAD_MIN_CHANNELS = 16     # ... for layers with at least this many channels per group in and out
 WINOGRAD_MIN_TILES = 64        # ... and at least this many 2x2 output tiles in the batch
-SLICES = threads_sleep()       # plan 2 only while Numba's threads sleep between kernels
+SLICES = True                  # plan 2 on or off
 TRANSPOSE_IN_BLOCKS = 1 << 16  # dW transposed back by _transpose_blocks from this many values
 FOLD_BELOW = 1024              # plan 3 for maps of fewer output pixels than this (and N > 1)
 FOLD_MIN_WEIGHTS = 4096        # ... and at least this many weights per group (Og * Kg)
@@ -205,8 +205,8 @@ def conv2d_forward(x, weight, bias, geom):
             and cols_bytes <= WORKSPACE_BYTES):
         return _forward_folded(x, weight, bias, geom)
     edges = _batch_slices(N, O * Kg * geom.oh * geom.ow)
-    if SLICES and len(edges) > 2 and gemm_for(x.dtype) is not None and cols_bytes <= CHUNK_BYTES * (len(edges) - 1):
-        return _forward_in_slices(x, weight, bias, geom, edges)
+    if SLICES and len(edges) > 2 and gemm_for(x.dtype) is not None:
+        return _forward_in_slices(x, weight, bias, geom, np.array(edges, dtype=np.int64))
     return _forward_in_chunks(x, weight, bias, geom)
 
 
@@ -402,66 +402,67 @@ def _add_weight_grad(dwt3, g4, cols4):
         dwt3 += matmul(cols4[a:a + m], g4[a:a + m], trans_b=True).sum(axis=0)
 
 
-# ---- plan 2: the whole layer in slices, one kernel call per slice ------------------------------
-# Each slice [lo, hi) of the batch is one call of a serial kernel that runs its im2col, its GEMMs
-# and its col2im back to back without the GIL, on one BLAS thread; run_slices runs the slices
-# at the same time, one per core. (One parallel kernel with a prange over the slices ran as fast,
-# but took 3-4 s longer to compile, on every first run: kernels/cpu/_threads.py.)
-#   w3 (G, Og, Kg)  cols, dcols (N, G*Kg, L)  out, g3 (N, O, L)  x, dx (N, C, H, W)
-#   dwt (G, Kg, Og): this slice's share of dW^T      db (O,): this slice's share of db
-# An empty bias, dx, dwt or db means "none" / "not needed".
-@kernel(parallel=False)
-def _slice_forward(x, w3, bias, out, cols, geom, lo, hi, gemm):
+# ---- plan 2: the batch in slices, one sample at a time ----------------------------------------
+#   w3 (G, Og, Kg)  x3 (N, C*kh*kw, L) = x when its columns are itself, else empty (run im2col)
+#   cols, dcols (1, G*Kg, L): one sample's, the slice's own   out, g3 (N, O, L)  x, dx (N, C, H, W)
+#   dwt (S, G, Kg, Og), db (S, O): each slice's share of dW^T and db, summed by the caller
+# An empty bias, out, g3, dx, dwt or db means "none" / "not needed".
+@kernel
+def _slices(x, x3, w3, bias, out, g3, dx, dwt, db, geom, edges, gemm, forward):
+    """The forward (forward=True: out from x) or the backward (dx, dwt, db from g3) of every slice
+    at once, slice s the samples edges[s] .. edges[s+1] - 1, one at a time. One kernel for both
+    passes, its loops written inside the prange: each parallel kernel, and each level of calls
+    inside one, adds about a second to a first run's compiling."""
     G, Og, Kg = w3.shape
-    L = geom.oh * geom.ow
+    L = out.shape[2] if forward else g3.shape[2]
     one, zero = x.dtype.type(1), x.dtype.type(0)
-    _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
-    for n in range(lo, hi):
-        for grp in range(G):   # out[n, group grp] (Og, L) = W[grp] (Og, Kg) @ cols[n, group grp] (Kg, L)
-            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[grp].ctypes.data, Kg,
-                 cols[n, grp * Kg:].ctypes.data, L, zero, out[n, grp * Og:].ctypes.data, L)
-        for o in range(bias.size):
-            b = bias[o]
-            for i in range(L):
-                out[n, o, i] += b
-
-
-@kernel(parallel=False)
-def _slice_backward(x, w3, g3, cols, recompute, dx, dcols, dwt, db, geom, lo, hi, gemm):
-    G, Og, Kg = w3.shape
-    L = geom.oh * geom.ow
-    one, zero = x.dtype.type(1), x.dtype.type(0)
-    if dwt.size > 0:
-        if recompute:
-            _im2col_serial(x[lo:hi], cols[lo:hi], geom, False)
-        for n in range(lo, hi):
-            for grp in range(G):   # dW^T[grp] (Kg, Og) += cols[n, grp] (Kg, L) @ g[n, grp]^T (L, Og)
-                gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, cols[n, grp * Kg:].ctypes.data, L,
-                     g3[n, grp * Og:].ctypes.data, L, one, dwt[grp].ctypes.data, Og)
-    if dx.size > 0:
-        for n in range(lo, hi):
-            for grp in range(G):   # dcols[n, grp] (Kg, L) = W[grp]^T (Kg, Og) @ g[n, grp] (Og, L)
+    for s in prange(edges.size - 1):
+        cols, dcols = np.empty((1, G * Kg, L), x.dtype), np.empty((1, G * Kg, L), x.dtype)
+        for n in range(edges[s], edges[s + 1]):
+            c = x3[n:n + 1] if x3.size > 0 else cols      # this sample's columns: x itself, or im2col's
+            if x3.size == 0 and (forward or dwt.size > 0):
+                _im2col_serial(x[n:n + 1], cols, geom, False)
+            for grp in range(G if forward else 0):
+                # out[n, group grp] (Og, L) = W[grp] (Og, Kg) @ cols[group grp] (Kg, L)
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[grp].ctypes.data, Kg,
+                     c[0, grp * Kg:].ctypes.data, L, zero, out[n, grp * Og:].ctypes.data, L)
+            for o in range(bias.size):
+                for i in range(L):
+                    out[n, o, i] += bias[o]
+            for grp in range(G if dwt.size > 0 else 0):
+                # dW^T[grp] (Kg, Og) += cols[group grp] (Kg, L) @ g[n, grp]^T (L, Og)
+                gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, c[0, grp * Kg:].ctypes.data, L,
+                     g3[n, grp * Og:].ctypes.data, L, one, dwt[s, grp].ctypes.data, Og)
+            d = dx[n].reshape(1, G * Kg, L) if x3.size > 0 and dx.size > 0 else dcols  # dcols, or dx itself
+            for grp in range(G if dx.size > 0 else 0):
+                # dcols[group grp] (Kg, L) = W[grp]^T (Kg, Og) @ g[n, grp] (Og, L)
                 gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[grp].ctypes.data, Kg,
-                     g3[n, grp * Og:].ctypes.data, L, zero, dcols[n, grp * Kg:].ctypes.data, L)
-        _col2im_serial(dcols[lo:hi], dx[lo:hi], geom, False)
-    if db.size > 0:
-        for n in range(lo, hi):
-            for o in range(g3.shape[1]):
+                     g3[n, grp * Og:].ctypes.data, L, zero, d[0, grp * Kg:].ctypes.data, L)
+            if dx.size > 0 and x3.size == 0:
+                _col2im_serial(dcols, dx[n:n + 1], geom, False)
+            for o in range(db.shape[1]):
                 acc = zero
                 for i in range(L):
                     acc += g3[n, o, i]
-                db[o] += acc
+                db[s, o] += acc
+
+
+def _columns_itself(x, geom):
+    """x3 for the slice kernels: x as its own columns (N, C*kh*kw, L), or empty: run im2col."""
+    if _columns_are_input(geom, *x.shape[2:]):
+        return x.reshape(x.shape[0], -1, geom.oh * geom.ow)
+    return np.empty((0, 0, 0), x.dtype)
 
 
 def _forward_in_slices(x, weight, bias, geom, edges):
     N, O, G, L = x.shape[0], weight.shape[0], geom.groups, geom.oh * geom.ow
-    w3 = weight.reshape(G, O // G, -1)
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
-    cols = np.empty((N, G * w3.shape[2], L), dtype=x.dtype)
     b1 = np.empty(0, dtype=x.dtype) if bias is None else bias
-    out3, gemm = out.reshape(N, O, L), gemm_for(x.dtype)
-    run_slices(lambda lo, hi: _slice_forward(x, w3, b1, out3, cols, geom, lo, hi, gemm), edges)
-    return out, types.SimpleNamespace(plan="slices", x=x, weight=weight, geom=geom, cols=cols, edges=edges)
+    with blas_threads(1):                     # (no g, dx, dW or db: empty)
+        _slices(x, _columns_itself(x, geom), weight.reshape(G, O // G, -1), b1, out.reshape(N, O, L),
+                np.empty((0, 0, 0), x.dtype), x[:0], np.empty((0, 0, 0, 0), x.dtype), np.empty((0, 0), x.dtype),
+                geom, edges, gemm_for(x.dtype), True)
+    return out, types.SimpleNamespace(plan="slices", x=x, weight=weight, geom=geom, edges=edges)
 
 
 def _backward_in_slices(saved, g, needs):
@@ -469,16 +470,11 @@ def _backward_in_slices(saved, g, needs):
     N, C, H, W = x.shape
     O, G, L, S = weight.shape[0], geom.groups, geom.oh * geom.ow, len(edges) - 1
     Og, Kg = O // G, weight[0].size
-    recompute = saved.cols is None          # a second backward: the columns were freed
-    cols = np.empty((N, G * Kg, L), x.dtype) if recompute else saved.cols
     dx = np.empty((N if needs[0] else 0, C, H, W), x.dtype)
-    dcols = np.empty((N if needs[0] else 0, G * Kg, L), x.dtype)
     dwt = np.zeros((S, G, Kg, Og) if needs[1] else (S, 0, 0, 0), x.dtype)   # one share per slice
     db = np.zeros((S, O if needs[2] else 0), x.dtype)
-    part = {lo: i for i, lo in enumerate(edges[:-1])}
-    w3, g3, gemm = weight.reshape(G, Og, Kg), g.reshape(N, O, L), gemm_for(x.dtype)
-    run_slices(lambda lo, hi: _slice_backward(x, w3, g3, cols, recompute, dx, dcols, dwt[part[lo]],
-                                              db[part[lo]], geom, lo, hi, gemm), edges)
-    saved.cols = None
+    with blas_threads(1):
+        _slices(x, _columns_itself(x, geom), weight.reshape(G, Og, Kg), np.empty(0, x.dtype),
+                np.empty((0, 0, 0), x.dtype), g.reshape(N, O, L), dx, dwt, db, geom, edges, gemm_for(x.dtype), False)
     dweight = _as_weight(dwt.sum(axis=0), weight.shape) if needs[1] else None
     return (dx if needs[0] else None), dweight, (db.sum(axis=0) if needs[2] else None)
