@@ -45,16 +45,16 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
        301-307 ms against 315-346 folded).
     2. Slices: a batch of small per-sample products (LeNet's layers) is cut into one slice per
        thread, and one parallel kernel (_slices, a prange over the slices) runs each slice a
-       sample at a time: its im2col, its GEMMs (NumPy's own OpenBLAS called from inside the
-       kernel on one thread, _blas.py) and its col2im back to back, so that the sample's columns
-       (LeNet's conv2: 60 kB) stay in the core's cache instead of a whole batch's (7.7 MB at
-       batch 128) going out to memory and back. The backward rebuilds them (nothing kept).
-       LeNet-5's training step (batch 64): 3.1-4.1 ms against 3.8-4.6 in chunks (alternated
-       fresh processes). Needs NumPy's 64-bit-integer OpenBLAS; elsewhere the batch goes in
-       chunks (4). The forward and the backward are one kernel, loops written inside the prange:
-       on a first run each parallel kernel, and each level of calls inside one, adds about a
-       second of compiling before the first batch (LeNet-5: 5.6-5.8 s in all, two kernels
-       with a level more 6.6-8.3).
+       sample at a time (_slice): its im2col, its GEMMs (NumPy's own OpenBLAS called from inside
+       the kernel on one thread, _blas.py) and its col2im back to back, so that the sample's
+       columns (LeNet's conv2: 60 kB) stay in the core's cache instead of a whole batch's (7.7
+       MB at batch 128) going out to memory and back. The backward rebuilds them (nothing is
+       kept). LeNet-5's training step (batch 64, steps alternated in one process): 3.7 ms
+       against 4.8 in chunks, and 5.1 with the slices on helper threads (_threads.run_slices:
+       Numba's spinning threads keep them off the cores). Needs NumPy's 64-bit-integer
+       OpenBLAS; elsewhere the batch goes in chunks (4). The price is compiling: one parallel
+       kernel for both passes, but a fresh `minicnn train` reaches its first batch in 5.7-6.1 s
+       against 4.5-5.3 with the chunks' kernels (cpu_measurements.md).
     3. Folded: small maps (oh*ow < FOLD_BELOW) under many weights (Og*Kg >= FOLD_MIN_WEIGHTS:
        ResNet's later stages and its 1x1 layers at 64x64, not LeNet's) make each sample's product
        a thin one that BLAS runs slowly; the batch is folded into the product instead,
@@ -403,48 +403,53 @@ def _add_weight_grad(dwt3, g4, cols4):
 
 
 # ---- plan 2: the batch in slices, one sample at a time ----------------------------------------
-#   w3 (G, Og, Kg)  x3 (N, C*kh*kw, L) = x when its columns are itself, else empty (run im2col)
-#   cols, dcols (1, G*Kg, L): one sample's, the slice's own   out, g3 (N, O, L)  x, dx (N, C, H, W)
+#   x, dx (N, C, H, W)  out, g3 (N, O, L)  w3 (G, Og, Kg)
+#   x3 (N, C*kh*kw, L): x when its columns are itself (no im2col), else empty
+#   cols, dcols (1, G*Kg, L): one sample's columns and their gradient, the slice's own
 #   dwt (S, G, Kg, Og), db (S, O): each slice's share of dW^T and db, summed by the caller
 # An empty bias, out, g3, dx, dwt or db means "none" / "not needed".
-@kernel
-def _slices(x, x3, w3, bias, out, g3, dx, dwt, db, geom, edges, gemm, forward):
-    """The forward (forward=True: out from x) or the backward (dx, dwt, db from g3) of every slice
-    at once, slice s the samples edges[s] .. edges[s+1] - 1, one at a time. One kernel for both
-    passes, its loops written inside the prange: each parallel kernel, and each level of calls
-    inside one, adds about a second to a first run's compiling."""
+@kernel(parallel=False)
+def _slice(x, x3, w3, bias, out, g3, dx, dwt, db, geom, lo, hi, gemm, forward):
+    """Samples lo .. hi - 1 one at a time, their columns in cols (and dcols) only: the forward
+    (forward=True: out from x), or the backward (dx, and this slice's dwt (G, Kg, Og) and db (O,)
+    from g3). BLAS is on one thread: the caller runs the slices at once."""
     G, Og, Kg = w3.shape
     L = out.shape[2] if forward else g3.shape[2]
     one, zero = x.dtype.type(1), x.dtype.type(0)
+    cols, dcols = np.empty((1, G * Kg, L), x.dtype), np.empty((1, G * Kg, L), x.dtype)
+    for n in range(lo, hi):
+        c = x3[n:n + 1] if x3.size > 0 else cols          # the sample's columns: x itself, or im2col's
+        if x3.size == 0 and (forward or dwt.size > 0):
+            _im2col_serial(x[n:n + 1], cols, geom, False)
+        for grp in range(G if forward else 0):   # out[n, grp] (Og, L) = W[grp] (Og, Kg) @ cols[grp] (Kg, L)
+            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[grp].ctypes.data, Kg,
+                 c[0, grp * Kg:].ctypes.data, L, zero, out[n, grp * Og:].ctypes.data, L)
+        for o in range(bias.size):                                       # + b
+            for i in range(L):
+                out[n, o, i] += bias[o]
+        for grp in range(G if dwt.size > 0 else 0):   # dW^T[grp] (Kg, Og) += cols[grp] @ g[n, grp]^T
+            gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, c[0, grp * Kg:].ctypes.data, L,
+                 g3[n, grp * Og:].ctypes.data, L, one, dwt[grp].ctypes.data, Og)
+        d = dx[n].reshape(1, G * Kg, L) if x3.size > 0 and dx.size > 0 else dcols   # dcols, or dx itself
+        for grp in range(G if dx.size > 0 else 0):    # dcols[grp] (Kg, L) = W[grp]^T @ g[n, grp] (Og, L)
+            gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[grp].ctypes.data, Kg,
+                 g3[n, grp * Og:].ctypes.data, L, zero, d[0, grp * Kg:].ctypes.data, L)
+        if dx.size > 0 and x3.size == 0:                                 # dx = col2im(dcols)
+            _col2im_serial(dcols, dx[n:n + 1], geom, False)
+        for o in range(db.size):                                         # db += sum of g
+            acc = zero
+            for i in range(L):
+                acc += g3[n, o, i]
+            db[o] += acc
+
+
+@kernel
+def _slices(x, x3, w3, bias, out, g3, dx, dwt, db, geom, edges, gemm, forward):
+    """_slice of every slice at once, slice s the samples edges[s] .. edges[s+1] - 1. One
+    parallel kernel for both passes: on a first run each parallel kernel costs 1-3 s to compile
+    (LLVM optimises the code it calls again inside the parallel region)."""
     for s in prange(edges.size - 1):
-        cols, dcols = np.empty((1, G * Kg, L), x.dtype), np.empty((1, G * Kg, L), x.dtype)
-        for n in range(edges[s], edges[s + 1]):
-            c = x3[n:n + 1] if x3.size > 0 else cols      # this sample's columns: x itself, or im2col's
-            if x3.size == 0 and (forward or dwt.size > 0):
-                _im2col_serial(x[n:n + 1], cols, geom, False)
-            for grp in range(G if forward else 0):
-                # out[n, group grp] (Og, L) = W[grp] (Og, Kg) @ cols[group grp] (Kg, L)
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, Og, L, Kg, one, w3[grp].ctypes.data, Kg,
-                     c[0, grp * Kg:].ctypes.data, L, zero, out[n, grp * Og:].ctypes.data, L)
-            for o in range(bias.size):
-                for i in range(L):
-                    out[n, o, i] += bias[o]
-            for grp in range(G if dwt.size > 0 else 0):
-                # dW^T[grp] (Kg, Og) += cols[group grp] (Kg, L) @ g[n, grp]^T (L, Og)
-                gemm(ROW_MAJOR, NO_TRANS, TRANS, Kg, Og, L, one, c[0, grp * Kg:].ctypes.data, L,
-                     g3[n, grp * Og:].ctypes.data, L, one, dwt[s, grp].ctypes.data, Og)
-            d = dx[n].reshape(1, G * Kg, L) if x3.size > 0 and dx.size > 0 else dcols  # dcols, or dx itself
-            for grp in range(G if dx.size > 0 else 0):
-                # dcols[group grp] (Kg, L) = W[grp]^T (Kg, Og) @ g[n, grp] (Og, L)
-                gemm(ROW_MAJOR, TRANS, NO_TRANS, Kg, L, Og, one, w3[grp].ctypes.data, Kg,
-                     g3[n, grp * Og:].ctypes.data, L, zero, d[0, grp * Kg:].ctypes.data, L)
-            if dx.size > 0 and x3.size == 0:
-                _col2im_serial(dcols, dx[n:n + 1], geom, False)
-            for o in range(db.shape[1]):
-                acc = zero
-                for i in range(L):
-                    acc += g3[n, o, i]
-                db[s, o] += acc
+        _slice(x, x3, w3, bias, out, g3, dx, dwt[s], db[s], geom, edges[s], edges[s + 1], gemm, forward)
 
 
 def _columns_itself(x, geom):
@@ -458,10 +463,10 @@ def _forward_in_slices(x, weight, bias, geom, edges):
     N, O, G, L = x.shape[0], weight.shape[0], geom.groups, geom.oh * geom.ow
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
     b1 = np.empty(0, dtype=x.dtype) if bias is None else bias
-    with blas_threads(1):                     # (no g, dx, dW or db: empty)
+    with blas_threads(1):                   # each slice's products on its own core
         _slices(x, _columns_itself(x, geom), weight.reshape(G, O // G, -1), b1, out.reshape(N, O, L),
-                np.empty((0, 0, 0), x.dtype), x[:0], np.empty((0, 0, 0, 0), x.dtype), np.empty((0, 0), x.dtype),
-                geom, edges, gemm_for(x.dtype), True)
+                np.empty((0, 0, 0), x.dtype), x[:0], np.empty((len(edges) - 1, 0, 0, 0), x.dtype),
+                np.empty((len(edges) - 1, 0), x.dtype), geom, edges, gemm_for(x.dtype), True)   # no g, dx, dW, db
     return out, types.SimpleNamespace(plan="slices", x=x, weight=weight, geom=geom, edges=edges)
 
 
