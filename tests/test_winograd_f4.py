@@ -121,6 +121,24 @@ def test_which_layers_go_in_blocks():
         assert blocks((threads - 1, 64, 56, 56), (64, 64, 3, 3)) is None
 
 
+@pytest.mark.parametrize("plan", ["whole batch", "blocks"])
+def test_transformed_weights_kept_for_one_backward(plan):
+    """The forward's U serves the backward and is freed there; a second backward through the
+    same saved state computes it again and gets the same gradients."""
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((3, 8, 9, 9)), rng.standard_normal((8, 8, 3, 3))
+    geom = conv_geometry("conv2d", x.shape, w.shape, 1, 1, 1, 1)
+    g = rng.standard_normal((3, 8, 9, 9))
+    with _every_layer_winograd(), _every_layer_f4(plan):
+        out, saved = conv_module.conv2d_forward(x, w, None, geom)
+        assert saved.plan == "winograd-f4" and saved.u is not None
+        first = conv_module.conv2d_backward(saved, g, (True, True, False))
+        assert saved.u is None
+        second = conv_module.conv2d_backward(saved, g, (True, True, False))
+    for a, b in zip(first[:2], second[:2]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_float32_accuracy_on_a_wide_layer():
     """AlphaGo's 192->192 layer at 19x19 (the plan's own thresholds): float32 outputs within
     5e-5 of their scale of the float64 convolution, and dx, dw likewise; the rounding the module

@@ -50,7 +50,7 @@ from ._blas import gemm_for
 from ._jit import kernel
 from . import winograd
 from ._threads import blas_threads, blas_threads_now
-from .winograd import (_bias_grad, _from_channels_last, _sum_parts, _tile_input_grads, _tile_products,
+from .winograd import (_bias_grad, _from_channels_last, _kept_u, _sum_parts, _tile_input_grads, _tile_products,
                        _tile_weight_grads, _to_channels_last)
 
 BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
@@ -428,14 +428,15 @@ def conv2d_forward(x, weight, bias, geom):
             _batch_forward(x, u, b, out, geom.pt, geom.pl, gemm_for(x.dtype))
         else:
             _blocks_forward(x, u, b, out, geom.pt, geom.pl, *blocks, gemm_for(x.dtype))
-    return out, types.SimpleNamespace(plan="winograd-f4", x=x, weight=weight, geom=geom, blocks=blocks)
+    return out, types.SimpleNamespace(plan="winograd-f4", x=x, weight=weight, geom=geom, blocks=blocks, u=u)
 
 
 def conv2d_backward(saved, g, needs):
     """-> (dx, dweight, dbias): Gh = A g A^T, dx = B (U^T Gh) B^T, dw = G^T (Gh V^T) G, db = sum g."""
     x, geom, weight, blocks = saved.x, saved.geom, saved.weight, saved.blocks
     O, Cg = weight.shape[:2]
-    u = weight_transform(weight) if needs[0] else np.empty((36, O, Cg), x.dtype)
+    u = _kept_u(saved, weight_transform, needs[0])
+    u = np.empty((36, O, Cg), x.dtype) if u is None else u                  # no dx: not read
     dx = np.empty((x.shape[0] if needs[0] else 0, *x.shape[1:]), x.dtype)
     parts = 1 if blocks is None else len(blocks[0]) - 1                  # dU: one sum per part
     du = np.empty((parts if needs[1] else 0, 36, O, Cg), x.dtype)
