@@ -9,11 +9,12 @@ a small kernel's own work.
 force (a count the user set stays theirs). `slice_count` says into how many slices a batch of
 small products is worth cutting: one per BLAS thread. `run_slices` runs such slices at the same
 time, the first in the calling thread and the others in helper threads (kernels/cpu/gemm.py's
-rule 2). A slice is best one call of a nogil kernel (kernels/cpu/conv.py, plan 2): a slice of
-several Python-level steps hands the GIL back and forth between them, and every hand-over waits
-for a thread to wake. Run that way, the slices are as fast as one parallel Numba kernel with a
-prange over them, and take seconds less to compile on a first run (a prange kernel costs 2-3 s
-more than a serial one: benchmarks/results/cpu_measurements.md).
+rule 2, where the operands do not suit its Numba kernel). A slice is best one call of a nogil
+kernel: a slice of several Python-level steps hands the GIL back and forth between them, and
+every hand-over waits for a thread to wake. (conv.py's slices ran this way too, compiling
+seconds faster than a prange kernel; since Numba's threads spin between kernels they keep the
+helpers off the cores, and LeNet-5's step took 5.1 ms against 3.7 with the prange kernel:
+benchmarks/results/cpu_measurements.md.)
 
 Inside a slice `serial()` is True for that thread: BLAS calls run on one thread and are not
 split again. Everything a slice calls must release the GIL to overlap: NumPy's loops and BLAS
