@@ -48,6 +48,19 @@ def naive_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, out_si
     return out
 
 
+def random_conv2d_case(layer, seed, dtype):
+    """(x, w, b, g, geom) for layer = (x shape, w shape, padding, groups), stride 1: standard
+    normal values of that dtype, g the output's gradient."""
+    from minicnn.functional.conv import conv_geometry
+    x_shape, w_shape, padding, groups = layer
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    geom = conv_geometry("conv2d", x_shape, w_shape, 1, padding, 1, groups)
+    g = rng.standard_normal((x_shape[0], w_shape[0], geom.oh, geom.ow)).astype(dtype)
+    return x, w, b, g, geom
+
+
 def assert_conv2d_matches_reference(got, x, w, b, g, geom, atol):
     """got = (out, dx, dw, db) of a conv2d with output gradient g, against the reference kernels'
     im2col convolution (kernels/reference/conv.py) of the same x, w, b: the same dtypes and

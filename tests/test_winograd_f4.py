@@ -17,7 +17,7 @@ from minicnn.kernels.cpu import conv as conv_module
 from minicnn.kernels.cpu import _winograd_f4 as f4
 from minicnn.kernels.cpu._threads import blas_threads_now
 from minicnn.kernels.reference import conv as ref_conv
-from oracles import assert_conv2d_matches_reference  # tests/oracles.py
+from oracles import assert_conv2d_matches_reference, random_conv2d_case  # tests/oracles.py
 
 
 def _every_layer_f4(plan="whole batch"):
@@ -72,12 +72,8 @@ def test_conv2d_through_f4_equals_reference(dtype, plan, layer, seed):
     """conv2d's output and gradients through F(4x4, 3x3), in each plan, against the reference
     kernels' im2col convolution: float64 to 1e-12 of the values' scale, float32 to 5e-5 (F(4x4,
     3x3)'s rounding)."""
-    x_shape, w_shape, padding, groups = layer
-    rng = np.random.default_rng(seed)
-    x0, w0 = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
-    b0 = rng.standard_normal(w_shape[0]).astype(dtype)
-    geom = conv_geometry("conv2d", x_shape, w_shape, 1, padding, 1, groups)
-    g = rng.standard_normal((x_shape[0], w_shape[0], geom.oh, geom.ow)).astype(dtype)
+    x_shape, _, padding, groups = layer
+    x0, w0, b0, g, geom = random_conv2d_case(layer, seed, dtype)
     with _every_layer_winograd(), _every_layer_f4(plan):
         x, w, b = (mc.Tensor(a, requires_grad=True, dtype=dtype) for a in (x0, w0, b0))
         out = F.conv2d(x, w, b, padding=padding, groups=groups)

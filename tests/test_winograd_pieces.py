@@ -14,7 +14,7 @@ from minicnn.functional.conv import conv_geometry
 from minicnn.gradcheck import gradcheck
 from minicnn.kernels.cpu import conv as conv_module
 from minicnn.kernels.cpu import _winograd_pieces as pieces
-from oracles import assert_conv2d_matches_reference  # tests/oracles.py
+from oracles import assert_conv2d_matches_reference, random_conv2d_case  # tests/oracles.py
 
 
 @pytest.fixture
@@ -53,12 +53,8 @@ def _conv(x0, w0, b0, g, padding, groups):
 def test_conv2d_through_pieces_equals_reference(dtype, layer, seed):
     """conv2d's output and gradients through the pieces plan against the reference kernels'
     im2col convolution, with groups, and "same" padding uneven on each side."""
-    x_shape, w_shape, padding, groups = layer
-    rng = np.random.default_rng(seed)
-    x0, w0 = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
-    b0 = rng.standard_normal(w_shape[0]).astype(dtype)
-    geom = conv_geometry("conv2d", x_shape, w_shape, 1, padding, 1, groups)
-    g = rng.standard_normal((x_shape[0], w_shape[0], geom.oh, geom.ow)).astype(dtype)
+    _, _, padding, groups = layer
+    x0, w0, b0, g, geom = random_conv2d_case(layer, seed, dtype)
     with mock.patch.multiple(conv_module, WINOGRAD_MIN_CHANNELS=1, WINOGRAD_MIN_TILES=1, WINOGRAD=True):
         plan, got = _conv(x0, w0, b0, g, padding, groups)
     assert plan == "winograd-pieces"

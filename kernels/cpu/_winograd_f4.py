@@ -194,8 +194,7 @@ def _input_grad_tiles(dv, t0, th, tw, ps, r):
 def _output_tiles(mm, t0, y3, bias, yt, r):
     """y3 (O, oh, ow) = A^T M A + b from one sample's tiles of mm (36, T, O), through yt
     (4th, 4tw, O); r (4, 6, O) scratch: r[i, b] = row i of A^T M."""
-    O, oh, ow = y3.shape
-    th, tw = tiles(oh, ow)
+    th, tw = tiles(*y3.shape[1:])
     for ty in range(th):
         for tx in range(tw):
             t = t0 + ty * tw + tx
@@ -206,11 +205,7 @@ def _output_tiles(mm, t0, y3, bias, yt, r):
                 row, q = yt[4 * ty + i], 4 * tx
                 _at6(r[i, 0], r[i, 1], r[i, 2], r[i, 3], r[i, 4], r[i, 5],
                      row[q], row[q + 1], row[q + 2], row[q + 3], bias, bias.size > 0)
-    for o in range(O):                       # the tiles into place, cropped where oh, ow end
-        for h in range(oh):
-            src, dst = yt[h], y3[o, h]
-            for w in range(ow):
-                dst[w] = src[w, o]
+    _from_channels_last(yt, y3, 0, 0)                # the tiles into place, cropped at the edges
 
 
 @kernel(parallel=False)
@@ -218,13 +213,8 @@ def _grad_output_tiles(g3, gh, t0, yt, r):
     """gh[:, t0 + t, :] = A g A^T of every 4x4 tile of g3 (O, oh, ow), through yt (4th, 4tw, O),
     whose rows and columns past oh and ow stay 0. r (6, 4, O) scratch: r[a, j] = row a of A g,
     column j."""
-    O, oh, ow = g3.shape
-    th, tw = tiles(oh, ow)
-    for h in range(oh):
-        for w in range(ow):
-            dst = yt[h, w]
-            for o in range(O):
-                dst[o] = g3[o, h, w]
+    th, tw = tiles(*g3.shape[1:])
+    _to_channels_last(g3, yt, 0, 0)
     for ty in range(th):
         for tx in range(tw):
             t, y, q = t0 + ty * tw + tx, 4 * ty, 4 * tx

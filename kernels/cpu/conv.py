@@ -196,9 +196,10 @@ def conv2d_forward(x, weight, bias, geom):
     x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
     bias = None if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
     if _winograd_suits(x, weight, geom):
-        return _winograd_f4.plan_for(x, weight, geom).conv2d_forward(x, weight, bias, geom)
-    if _pieces_suit(x, weight, geom):
-        return _winograd_pieces.conv2d_forward(x, weight, bias, geom)
+        if geom.winograd_shaped:                                        # 3x3, stride 1
+            return _winograd_f4.plan_for(x, weight, geom).conv2d_forward(x, weight, bias, geom)
+        if _winograd_pieces.suits(geom):                                # 5x5 or 6x6, stride 1
+            return _winograd_pieces.conv2d_forward(x, weight, bias, geom)
     N, (O, Kg) = x.shape[0], (weight.shape[0], weight[0].size)
     cols_bytes = _columns_bytes(x, weight, geom)
     if (N > 1 and geom.oh * geom.ow < FOLD_BELOW and O * Kg >= FOLD_MIN_WEIGHTS * geom.groups
@@ -222,18 +223,11 @@ def conv2d_backward(saved, g, needs):
 
 
 def _winograd_suits(x, weight, geom):
+    """Plan 1's thresholds: enough channels per group in and out, and enough output tiles in the
+    batch (a 5x5 kernel cut into pieces makes a 3x3 convolution of the same output size)."""
     O, Cg = weight.shape[:2]
     th, tw = winograd.tiles(geom.oh, geom.ow)
-    return (WINOGRAD and geom.winograd_shaped and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS
-            and x.shape[0] * th * tw >= WINOGRAD_MIN_TILES)
-
-
-def _pieces_suit(x, weight, geom):
-    """Plan 1 for a larger kernel (AlexNet's 5x5 conv2), cut into 3x3 pieces: the same channel
-    and tile thresholds, on the 3x3 convolution the pieces make."""
-    O, Cg = weight.shape[:2]
-    th, tw = winograd.tiles(geom.oh, geom.ow)
-    return (WINOGRAD and _winograd_pieces.suits(geom) and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS
+    return (WINOGRAD and min(Cg, O // geom.groups) >= WINOGRAD_MIN_CHANNELS
             and x.shape[0] * th * tw >= WINOGRAD_MIN_TILES)
 
 

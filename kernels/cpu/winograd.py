@@ -363,7 +363,7 @@ def _to_channels_last(x3, xt, top, left):
 @kernel(parallel=False)
 def _from_channels_last(xt, x3, top, left):
     """x3[c, h, w] = xt[top + h, left + w, c]: the inverse, cropping the padding away (xt always
-    covers x3: 2th + 2 >= oh + 2 = H + pt + pb). Pixel by pixel, each read a run of channels,
+    covers x3 there: a padded input, 2th + 2 >= oh + 2 = H + pt + pb, or tiles, 2th >= oh). Pixel by pixel, each read a run of channels,
     as _to_channels_last; but where a plane is a multiple of 1 KiB (16x16 maps) the C writes of
     one pixel, a plane apart, would crowd a few cache sets, so there 16 columns at a time go
     down the channels instead, each channel written a run of columns."""
@@ -458,11 +458,7 @@ def _output_tiles(m, t0, y3, bias, yt):
                 y01[o] = r1 - r2 - r3 + b
                 y10[o] = s0 + s1 + s2 + b
                 y11[o] = s1 - s2 - s3 + b
-    for o in range(O):                       # the tiles into place, cropped at odd sizes
-        for h in range(oh):
-            src, dst = yt[h], y3[o, h]
-            for w in range(ow):
-                dst[w] = src[w, o]
+    _from_channels_last(yt, y3, 0, 0)                # the tiles into place, cropped at the edges
 
 
 @kernel(parallel=False)
@@ -471,11 +467,7 @@ def _grad_output_tiles(g3, gh, t0, yt):
     through yt (2th, 2tw, O), whose rows and columns past oh and ow stay 0."""
     O, oh, ow = g3.shape
     th, tw = tiles(oh, ow)
-    for h in range(oh):
-        for w in range(ow):
-            dst = yt[h, w]
-            for o in range(O):
-                dst[o] = g3[o, h, w]
+    _to_channels_last(g3, yt, 0, 0)
     for ty in range(th):
         for tx in range(tw):
             t = t0 + ty * tw + tx
