@@ -715,7 +715,7 @@ def cmd_train(ns):
     return 0
 
 
-COMPILE_ESTIMATE = "about 6 s for LeNet-5 on a 2-core machine, more for larger models"
+COMPILE_ESTIMATE = "about 4 s for LeNet-5 on a 2-core machine, more for larger models"
 
 
 def _first_run_notice(args, quiet):

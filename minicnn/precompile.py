@@ -2,8 +2,8 @@
 
 On a fresh machine Numba's cache is empty, and the first training step compiles each kernel the
 moment it first runs: the forward's in layer order, then the backward's in reverse, then the
-optimiser's, one after another on one core (about 6 s to LeNet-5's first batch on a 2-core machine; 4.2-4.8 s
-with this helper).
+optimiser's, one after another on one core (5.3-5.5 s to LeNet-5's first batch on a 2-core
+machine; 3.5-3.7 s with this helper).
 `minicnn train` starts this helper on such a first run. It compiles the same kernels on the
 other core in the opposite order: the loss first, then every layer alone, forward and backward,
 from the last layer back to the first, then the optimiser's update. Whatever it has finished

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 import minicnn as mc
 import minicnn.functional as F
 from minicnn.kernels.cpu import conv as numba_conv
+from minicnn.kernels.cpu._address import address_of, call_at
 from minicnn.kernels.reference import conv as ref_conv
 from minicnn.functional.conv import conv_geometry
 from minicnn.kernels.geometry import ConvGeometry
-from minicnn.kernels.reference import conv as ref_conv
 from minicnn.testing.conv import conv2d_configs
 
 
@@ -360,6 +360,55 @@ def test_cpu_conv_plan_equals_reference(monkeypatch, dtype, case, chunk_bytes):
             else:
                 assert mine.dtype == dtype
                 np.testing.assert_allclose(mine, ref, **tol)
+
+
+@pytest.mark.parametrize("layout", ["strided", "read-only"])
+def test_slices_plan_takes_any_layout_of_input(layout):
+    """The slices plan calls _slice through an address looked up per kind of argument
+    (kernels/cpu/_address.py): a strided or read-only input and gradient are other kinds, compiled
+    for and called as such, with the reference's answers."""
+    rng = np.random.default_rng(2)
+    big = rng.standard_normal((32, 6, 16, 16)).astype(np.float32)
+    x = big[:, :, 1:-1, 1:-1] if layout == "strided" else big[:, :, 1:-1, 1:-1].copy()
+    x.flags.writeable = layout == "strided"
+    w = (rng.standard_normal((16, 6, 5, 5)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    geom = conv_geometry("conv2d", x.shape, w.shape, 1, 0, 1, 1)
+    want_out, ref_saved = ref_conv.conv2d_forward(x, w, b, geom)
+    out, saved = numba_conv.conv2d_forward(x, w, b, geom)
+    if numba_conv.gemm_for(x.dtype) is None or saved.plan != "slices":
+        pytest.skip("the slices plan needs NumPy's 64-bit-integer OpenBLAS and BLAS threads")
+    g = np.cos(np.arange(2 * out.size, dtype=x.dtype)).reshape(out.shape[0], -1, *out.shape[2:])[:, ::2]
+    g.flags.writeable = layout == "strided"
+    np.testing.assert_allclose(out, want_out, rtol=1e-5, atol=1e-4)
+    for ref, mine in zip(ref_conv.conv2d_backward(ref_saved, g, (True, True, True)),
+                         numba_conv.conv2d_backward(saved, g, (True, True, True))):
+        np.testing.assert_allclose(mine, ref, rtol=1e-5, atol=1e-4)
+
+
+def test_call_at_runs_the_kernel_and_passes_its_errors_on():
+    """call_at(address_of(k, args), args) is k(*args) inside a kernel, through the address:
+    k's exception reaches the caller; arguments of another kind get another compilation."""
+    @numba.njit
+    def scale(a, k):
+        if k < 0:
+            raise ValueError("scale: k must be >= 0")
+        for i in range(a.size):
+            a[i] *= k
+
+    @numba.njit
+    def caller(at, a, k):
+        call_at(at, (a, k))
+
+    a = np.ones(3)
+    at = address_of(scale, (a, 2.0))
+    caller(at, a, 2.0)
+    np.testing.assert_array_equal(a, [2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        caller(at, a, -1.0)
+    assert address_of(scale, (a, 3.0)) == at
+    assert address_of(scale, (a[::2], 2.0)) != at
+    assert address_of(scale, (a.astype(np.float32), 2.0)) != at
 
 
 def test_cpu_conv_plan_choice(monkeypatch):

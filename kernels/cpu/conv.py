@@ -52,9 +52,11 @@ The plan of conv2d_forward / conv2d_backward (the same results as the reference,
        kept). LeNet-5's training step (batch 64, steps alternated in one process): 3.7 ms
        against 4.8 in chunks, and 5.1 with the slices on helper threads (_threads.run_slices:
        Numba's spinning threads keep them off the cores). Needs NumPy's 64-bit-integer
-       OpenBLAS; elsewhere the batch goes in chunks (4). The price is compiling: one parallel
-       kernel for both passes, but a fresh `minicnn train` reaches its first batch in 5.7-6.1 s
-       against 4.5-5.3 with the chunks' kernels (cpu_measurements.md).
+       OpenBLAS; elsewhere the batch goes in chunks (4). One parallel kernel for both passes,
+       which calls _slice through its address (kernels/cpu/_address.py) so that LLVM does not
+       optimise a second copy of it inside the parallel region: a fresh `minicnn train` reaches
+       its first batch in 3.5-3.7 s against 5.4-6.4 with the call compiled in
+       (cpu_measurements.md).
     3. Folded: small maps (oh*ow < FOLD_BELOW) under many weights (Og*Kg >= FOLD_MIN_WEIGHTS:
        ResNet's later stages and its 1x1 layers at 64x64, not LeNet's) make each sample's product
        a thin one that BLAS runs slowly; the batch is folded into the product instead,
@@ -78,6 +80,7 @@ import numpy as np
 from numba import prange
 
 from . import _winograd_f4, _winograd_pieces, winograd
+from ._address import address_of, call_at
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for
 from ._jit import kernel, serial_twin
 from ._threads import blas_threads, slice_count
@@ -438,12 +441,21 @@ def _slice(x, x3, w3, bias, out, g3, dx, dwt, db, geom, lo, hi, gemm, forward):
 
 
 @kernel
-def _slices(x, x3, w3, bias, out, g3, dx, dwt, db, geom, edges, gemm, forward):
-    """_slice of every slice at once, slice s the samples edges[s] .. edges[s+1] - 1. One
-    parallel kernel for both passes: on a first run each parallel kernel costs 1-3 s to compile
-    (LLVM optimises the code it calls again inside the parallel region)."""
+def _slices(slice_at, x, x3, w3, bias, out, g3, dx, dwt, db, geom, edges, gemm, forward):
+    """_slice of every slice at once, slice s the samples edges[s] .. edges[s+1] - 1, called
+    through its address (slice_at, from _run_slices) so that this prange compiles without a copy
+    of it: 0.3 s instead of 2.3 on a first run (kernels/cpu/_address.py)."""
     for s in prange(edges.size - 1):
-        _slice(x, x3, w3, bias, out, g3, dx, dwt[s], db[s], geom, edges[s], edges[s + 1], gemm, forward)
+        call_at(slice_at, (x, x3, w3, bias, out, g3, dx, dwt[s], db[s], geom, edges[s], edges[s + 1],
+                           gemm, forward))
+
+
+def _run_slices(x, x3, w3, bias, out, g3, dx, dwt, db, geom, edges, forward):
+    """_slices with BLAS on one thread: each slice's products run on its own core."""
+    gemm = gemm_for(x.dtype)
+    slice_at = address_of(_slice, (x, x3, w3, bias, out, g3, dx, dwt[0], db[0], geom, 0, 0, gemm, forward))
+    with blas_threads(1):
+        _slices(slice_at, x, x3, w3, bias, out, g3, dx, dwt, db, geom, edges, gemm, forward)
 
 
 def _columns_itself(x, geom):
@@ -457,10 +469,11 @@ def _forward_in_slices(x, weight, bias, geom, edges):
     N, O, G, L = x.shape[0], weight.shape[0], geom.groups, geom.oh * geom.ow
     out = np.empty((N, O, geom.oh, geom.ow), dtype=x.dtype)
     b1 = np.empty(0, dtype=x.dtype) if bias is None else bias
-    with blas_threads(1):                   # each slice's products on its own core
-        _slices(x, _columns_itself(x, geom), weight.reshape(G, O // G, -1), b1, out.reshape(N, O, L),
-                np.empty((0, 0, 0), x.dtype), x[:0], np.empty((len(edges) - 1, 0, 0, 0), x.dtype),
-                np.empty((len(edges) - 1, 0), x.dtype), geom, edges, gemm_for(x.dtype), True)   # no g, dx, dW, db
+    S = len(edges) - 1
+    no_g, no_dx = np.empty((0, 0, 0), x.dtype), np.empty((0,) + x.shape[1:], x.dtype)
+    no_dwt, no_db = np.empty((S, 0, 0, 0), x.dtype), np.empty((S, 0), x.dtype)
+    _run_slices(x, _columns_itself(x, geom), weight.reshape(G, O // G, -1), b1, out.reshape(N, O, L),
+                no_g, no_dx, no_dwt, no_db, geom, edges, True)
     return out, types.SimpleNamespace(plan="slices", x=x, weight=weight, geom=geom, edges=edges)
 
 
@@ -472,8 +485,7 @@ def _backward_in_slices(saved, g, needs):
     dx = np.empty((N if needs[0] else 0, C, H, W), x.dtype)
     dwt = np.zeros((S, G, Kg, Og) if needs[1] else (S, 0, 0, 0), x.dtype)   # one share per slice
     db = np.zeros((S, O if needs[2] else 0), x.dtype)
-    with blas_threads(1):
-        _slices(x, _columns_itself(x, geom), weight.reshape(G, Og, Kg), np.empty(0, x.dtype),
-                np.empty((0, 0, 0), x.dtype), g.reshape(N, O, L), dx, dwt, db, geom, edges, gemm_for(x.dtype), False)
+    _run_slices(x, _columns_itself(x, geom), weight.reshape(G, Og, Kg), np.empty(0, x.dtype),
+                np.empty((0, 0, 0), x.dtype), g.reshape(N, O, L), dx, dwt, db, geom, edges, False)
     dweight = _as_weight(dwt.sum(axis=0), weight.shape) if needs[1] else None
     return (dx if needs[0] else None), dweight, (db.sum(axis=0) if needs[2] else None)
