@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minicnn.kernels.cpu import _exp as C_exp
 from minicnn.kernels.cpu import activation as C_act
 from minicnn.kernels.cpu import dropout as C_drop
 from minicnn.kernels.cpu import loss as C_loss
@@ -51,6 +52,22 @@ def assert_same(new, ref, exact, dtype, magnitude=1.0):
 
 
 # ---- activations ---------------------------------------------------------------------------
+@numba.njit
+def _powers_of_two(js, like):
+    out = np.empty(js.size, type(like))
+    for i in range(js.size):
+        out[i] = C_exp._pow2_neg(js[i], like)
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_helper_builds_powers_of_two_exactly(dtype):
+    """kernels/cpu/_exp.py puts 2^-j together from its bits: exactly 2^-j for every j the range
+    reduction can make, normal, subnormal, and 0 past the smallest subnormal (as NumPy's ldexp)."""
+    js = np.arange(1100)
+    np.testing.assert_array_equal(_powers_of_two(js, dtype(0)), np.ldexp(dtype(1), -js))
+
+
 @given(shapes, dtypes, seeds, st.floats(-1, 1), st.floats(0.1, 3))
 def test_activation_kernels(shape, dtype, seed, slope, alpha):
     rng = np.random.default_rng(seed)

@@ -12,9 +12,10 @@ a short range reduction and a Taylor polynomial suffice:
     e^r - 1 = r + r^2/2! + ... + r^13/13!       (Taylor: < 1 ulp of float64 on that range;
                                                  float32 stops at r^7/7!)
 
-2^-j comes from a table. Everything runs in the argument's type: float32 in, float32 arithmetic
-with a float32 table (twice the SIMD lanes of float64; sigmoid within 2.5 ulp of exact).
-NaN in -> NaN out. Arguments > 0 are NOT supported (the table has no 2^+j): callers make sure.
+2^-j is put together from its bits (exponent field and mantissa). Everything runs in the
+argument's type: float32 in, float32 arithmetic (twice the SIMD lanes of float64; sigmoid within
+2.5 ulp of exact). NaN in -> NaN out. Arguments > 0 are NOT supported (2^-j only for j >= 0):
+callers make sure.
 
 Numba's cache does not notice edits to this file: a cached kernel in activation.py or loss.py
 keeps the helper it was compiled with (the cache is keyed on the kernel's own source file). After
@@ -26,7 +27,7 @@ import math
 
 import numpy as np
 from numba import types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from ._jit import kernel
 
@@ -34,8 +35,6 @@ _INV_LN2 = 1.4426950408889634
 _LN2_HI = 0.693145751953125              # ln 2 split in two: HI has 12 significant bits, so
 _LN2_LO = 1.4286068203094173e-06         # j * HI is exact in float32 and float64 (j < 2^11)
 _LOWEST = -745.2                         # e^v rounds to 0 in float64 below this
-_POW2_NEG = 2.0 ** -np.arange(1077.0)    # 2^-j for j = 0 ... 1076 (the last ones are 0)
-_POW2_NEG32 = _POW2_NEG.astype(np.float32)  # the same in float32 (0 from j = 150 on)
 _TAYLOR = tuple(1.0 / math.factorial(n) for n in range(13, 0, -1))  # 1/13!, ..., 1/2!, 1/1!
 _TAYLOR32 = _TAYLOR[-7:]                 # 1/7!, ..., 1/1!: r^8/8! < 0.1 ulp of float32
 
@@ -50,14 +49,40 @@ def _taylor(v):
     raise NotImplementedError("only callable from Numba-compiled code")
 
 
-# Chosen once per type, when a kernel compiles. For float32, gathering 2^-j from the float64
-# table and converting it to float32 cost a large share of a whole sigmoid (figures:
-# benchmarks/results/cpu_measurements.md).
+# Chosen once per type, when a kernel compiles. 2^-j is built from its bits rather than read from
+# a table: a table read inside a vectorised loop is a gather, which on the AMD VM cost most of a
+# sigmoid (figures: benchmarks/results/cpu_measurements.md).
 @overload(_pow2_neg)
 def _pow2_neg_for_type(j, v):
     if v == types.float32:
-        return lambda j, v: _POW2_NEG32[j]
-    return lambda j, v: _POW2_NEG[j]
+        return _pow2_neg_bits(np.int32, 8, 23)
+    return _pow2_neg_bits(np.int64, 11, 52)
+
+
+def _pow2_neg_bits(int_type, exponent_bits, mantissa_bits):
+    """2^-j of the float with these fields, exactly: a normal number (biased exponent bias - j,
+    mantissa 0) for j < bias, then a subnormal (one mantissa bit), then 0 (as the table had it)."""
+    bias = (1 << (exponent_bits - 1)) - 1              # 127, 1023
+    last = bias - 1 + mantissa_bits                    # 149, 1074: the smallest subnormal's j
+
+    def pow2_neg(j, v):
+        normal = (bias - min(j, bias - 1)) << mantissa_bits
+        subnormal = 1 << (last - min(max(j, bias), last))
+        bits = normal if j < bias else (subnormal if j <= last else 0)
+        return _as_float(int_type(bits))               # (Numba computes small ints as int64)
+    return pow2_neg
+
+
+@intrinsic
+def _as_float(typingctx, bits):
+    """The float whose bit pattern is `bits`: int32 -> float32, int64 -> float64."""
+    if bits not in (types.int32, types.int64):
+        return None
+    real = types.float32 if bits == types.int32 else types.float64
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(real))
+    return real(bits), codegen
 
 
 @overload(_taylor)
@@ -75,7 +100,7 @@ def exp_split(v):
     if v < T(_LOWEST):                   # also -inf; NaN fails the test and stays NaN
         v = T(_LOWEST)
     j = T(math.floor(-v * T(_INV_LN2) + T(0.5)))
-    if j != j:                           # NaN: any valid table index; q carries the NaN
+    if j != j:                           # NaN: any j will do; q carries the NaN
         j = T(0)
     r = (v + j * T(_LN2_HI)) + j * T(_LN2_LO)
     q = T(0)
