@@ -56,7 +56,7 @@ class Tensor:
     shape = property(lambda self: tuple(self.data.shape))
     ndim = property(lambda self: self.data.ndim)
     dtype = property(lambda self: np.dtype(self.data.dtype))
-    size = property(lambda self: int(np.prod(self.data.shape, dtype=np.int64)))
+    size = property(lambda self: int(self.data.size))
     device = property(lambda self: array_device(self.data))
     is_leaf = property(lambda self: self._node is None)
 

@@ -88,22 +88,27 @@ def kernel(fn=None, *, parallel=True):
     return wrap(fn) if fn is not None else wrap
 
 
+_twins = {}
+
+
 def serial_twin(parallel_kernel):
     """The same loops without threads (prange runs as range), for a caller that is already one
     of several threads: Numba's parallel launches must not run inside each other. Compiled from
     a copy of the function under its own name, so that Numba's on-disk cache (keyed by that
-    name) keeps the two compilations apart."""
-    f = parallel_kernel.py_func
-    twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
-    twin.__qualname__ = f.__qualname__ + "_serial"
-    twin.__module__, twin.__doc__ = f.__module__, f.__doc__
-    return kernel(twin, parallel=False)
+    name) keeps the two compilations apart. One twin per kernel, however often asked for."""
+    twin = _twins.get(parallel_kernel)
+    if twin is None:
+        f = parallel_kernel.py_func
+        copy = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
+        copy.__qualname__ = f.__qualname__ + "_serial"
+        copy.__module__, copy.__doc__ = f.__module__, f.__doc__
+        twin = _twins[parallel_kernel] = kernel(copy, parallel=False)
+    return twin
 
 
 SERIAL_BELOW = 1 << 15  # elements: below this, a kernel's serial twin runs (see `sized`)
 CHEAP_FACTOR = 16       # ... and below 16x as many for a cheap loop (cheap=True)
 STREAM_FACTOR = 4       # ... and below 4x as many for an optimiser's update (streaming=True)
-_twins = {}
 
 
 def sized(parallel_kernel, n, cheap=False, streaming=False):
@@ -119,7 +124,4 @@ def sized(parallel_kernel, n, cheap=False, streaming=False):
     factor = CHEAP_FACTOR if cheap else STREAM_FACTOR if streaming else 1
     if n >= SERIAL_BELOW * factor:
         return parallel_kernel
-    twin = _twins.get(parallel_kernel)
-    if twin is None:
-        twin = _twins[parallel_kernel] = serial_twin(parallel_kernel)
-    return twin
+    return serial_twin(parallel_kernel)

@@ -187,7 +187,7 @@ def im2col(x, geom):
     """cols (N, C*kh*kw, oh*ow) of x (N, C, H, W): see the legend."""
     N, C = x.shape[:2]
     cols = np.empty((N, C * geom.kh * geom.kw, geom.oh * geom.ow), dtype=x.dtype)
-    _im2col(np.ascontiguousarray(x), cols, geom, False)
+    sized(_im2col, cols.size)(np.ascontiguousarray(x), cols, geom, False)
     return cols
 
 
@@ -195,7 +195,7 @@ def col2im(cols, geom, H, W):
     """dx (N, C, H, W): every column entry added back to the pixel it was copied from."""
     N, C = cols.shape[0], cols.shape[1] // (geom.kh * geom.kw)
     dx = np.empty((N, C, H, W), dtype=cols.dtype)
-    _col2im(np.ascontiguousarray(cols), dx, geom, False)
+    sized(_col2im, cols.size)(np.ascontiguousarray(cols), dx, geom, False)
     return dx
 
 
@@ -203,7 +203,7 @@ def _folded_im2col(x, geom):
     """colsT (C*kh*kw, N*oh*ow): im2col's columns with the batch inside the rows (plan 3)."""
     N, C = x.shape[:2]
     cols = np.empty((C * geom.kh * geom.kw, N * geom.oh * geom.ow), dtype=x.dtype)
-    _im2col(np.ascontiguousarray(x), cols, geom, True)
+    sized(_im2col, cols.size)(np.ascontiguousarray(x), cols, geom, True)
     return cols
 
 
@@ -211,7 +211,7 @@ def _folded_col2im(colsT, geom, N, H, W):
     """dx (N, C, H, W) = col2im of columns laid out as _folded_im2col's."""
     C = colsT.shape[0] // (geom.kh * geom.kw)
     dx = np.empty((N, C, H, W), dtype=colsT.dtype)
-    _col2im(np.ascontiguousarray(colsT), dx, geom, True)
+    sized(_col2im, colsT.size)(np.ascontiguousarray(colsT), dx, geom, True)
     return dx
 
 

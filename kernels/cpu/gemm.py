@@ -35,6 +35,8 @@ LeNet's 64x400 by 120x400: 0.091 against 0.107); the (out, batch) result is tran
 Convolutions go one step further and cut their whole batch into slices (kernels/cpu/conv.py).
 Figures: benchmarks/results/cpu_measurements.md.
 """
+import math
+
 import numpy as np
 from numba import prange
 
@@ -141,8 +143,8 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
     threads = blas_threads_now()
     if serial() or threads <= 1:
         return np.matmul(A, B, out=out)   # (in a slice, BLAS is on one thread already)
-    batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
-    count = int(np.prod(batch)) if batch else 1
+    batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2]) if A.ndim > 2 or B.ndim > 2 else ()
+    count = math.prod(batch)
     if macs >= SMALL_MACS and _batched_suits(a, b, batch, out):
         # rule 3: OpenBLAS's own threads would spin on the other core after the product
         parts = 1 if count % threads == 0 else threads
