@@ -19,7 +19,6 @@ an array indexed in the kernel, say).
 """
 import numba
 import numpy as np
-from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
