@@ -61,7 +61,7 @@ def _pow2_neg_for_type(j, v):
 
 def _pow2_neg_bits(int_type, exponent_bits, mantissa_bits):
     """2^-j of the float with these fields, exactly: a normal number (biased exponent bias - j,
-    mantissa 0) for j < bias, then a subnormal (one mantissa bit), then 0 (as the table had it)."""
+    mantissa 0) for j < bias, then a subnormal (one mantissa bit), then 0 (2^-j underflows)."""
     bias = (1 << (exponent_bits - 1)) - 1              # 127, 1023
     last = bias - 1 + mantissa_bits                    # 149, 1074: the smallest subnormal's j
 
