@@ -56,16 +56,19 @@ def worker():
 def one_run(cache_dir):
     """Seconds from starting `minicnn train` to its first batch, with this Numba cache folder."""
     env = dict(fair.USER_ENV, NUMBA_CACHE_DIR=cache_dir)
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--worker"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if line.strip() == FIRST_BATCH:
-            seconds = time.perf_counter() - start
-            break
-    else:
-        raise SystemExit(f"the run never reached a batch:\n{proc.stderr.read()[-3000:]}")
-    proc.wait()
+    with tempfile.TemporaryFile("w+") as errors:     # a file, not a pipe: it never fills up
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, __file__, "--worker"], env=env, stdout=subprocess.PIPE,
+                                stderr=errors, text=True)
+        for line in proc.stdout:
+            if line.strip() == FIRST_BATCH:
+                seconds = time.perf_counter() - start
+                break
+        else:
+            proc.wait()
+            errors.seek(0)
+            raise SystemExit(f"the run never reached a batch:\n{errors.read()[-3000:]}")
+        proc.wait()
     return seconds
 
 

@@ -161,7 +161,7 @@ def _col2im(cols, dx, geom, folded):
     cf, df = cols.reshape(-1), dx.reshape(-1)
     for p in prange(N * C):
         n, c = p // C, p % C
-        xp = np.zeros(Hp * Wp, dtype=cols.dtype) if padded else df[p * H * W:(p + 1) * H * W]
+        xp = np.empty(Hp * Wp, dtype=cols.dtype) if padded else df[p * H * W:(p + 1) * H * W]
         xp[:] = 0                                   # this plane's gradient (padding included)
         for i in range(kh):
             for j in range(kw):
