@@ -985,6 +985,8 @@ def cmd_check(ns):
     return 0 if passed == len(results) else 1
 
 
+ABORT_GRACE_S = 0.2   # a CI run once lost a failing rank's error message to MPICH's abort
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary, "check": cmd_check}
 
 
@@ -997,6 +999,7 @@ def main(argv=None):
     comm = world()
     if status and comm.size > 1:
         sys.stderr.flush()
+        time.sleep(ABORT_GRACE_S)   # mpiexec forwards the message before the abort tears its pipes down
         comm.Abort(status)
     return status
 
