@@ -1,5 +1,7 @@
 """im2col / col2im: the Numba kernels against the NumPy reference, the adjoint identity, races, NaN;
 and the whole conv2d under both kernel sets."""
+from unittest import mock
+
 import numba
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import minicnn as mc
 import minicnn.functional as F
 from minicnn.kernels.cpu import conv as numba_conv
 from minicnn.kernels.cpu._address import address_of, call_at
+from minicnn.kernels.cpu._jit import serial_twin
 from minicnn.kernels.reference import conv as ref_conv
 from minicnn.functional.conv import conv_geometry
 from minicnn.kernels.geometry import ConvGeometry
@@ -38,6 +41,15 @@ def _args(g):
     return g
 
 
+# The CPU's im2col and col2im copy rows, or on maps of short rows (ow < GATHER_BELOW) go through
+# a table of taps: these tests run every geometry both ways.
+PATHS = {"rows": 0, "table": 10**9}
+
+
+def _path(name):
+    return mock.patch.object(numba_conv, "GATHER_BELOW", PATHS[name])
+
+
 def _geom(kh, kw, sh, sw, pt, pl, dil_h, dil_w, oh, ow, H, W):
     """A ConvGeometry whose bottom/right padding is what the last window needs."""
     pb = max(0, (oh - 1) * sh + (kh - 1) * dil_h + 1 - H - pt)
@@ -45,28 +57,32 @@ def _geom(kh, kw, sh, sw, pt, pl, dil_h, dil_w, oh, ow, H, W):
     return ConvGeometry(kh, kw, sh, sw, pt, pl, pb, pr, dil_h, dil_w, 1, oh, ow)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @settings(max_examples=30)
 @given(g=geometries(), seed=st.integers(0, 2**31 - 1))
-def test_numba_kernels_equal_reference(dtype, g, seed):
+def test_numba_kernels_equal_reference(dtype, path, g, seed):
     rng = np.random.default_rng(seed)
     shape, args = _args(g)
     x = rng.standard_normal(shape).astype(dtype)
     cols = ref_conv.im2col(x, args)
-    got = numba_conv.im2col(x, args)
+    with _path(path):
+        got = numba_conv.im2col(x, args)
     assert got.dtype == cols.dtype == dtype
     assert cols.shape == (shape[0], shape[1] * args[0] * args[1], args[-2] * args[-1])
     np.testing.assert_array_equal(got, cols)
 
     c = rng.standard_normal(cols.shape).astype(dtype)
     dx_ref = ref_conv.col2im(c, args, shape[2], shape[3])
-    dx = numba_conv.col2im(c, args, shape[2], shape[3])
+    with _path(path):
+        dx = numba_conv.col2im(c, args, shape[2], shape[3])
     assert dx.dtype == dx_ref.dtype == dtype and dx.shape == shape
     # same summation order in both: equal to the last bit
     np.testing.assert_array_equal(dx, dx_ref)
 
 
-def test_im2col_layout_by_hand():
+@pytest.mark.parametrize("path", PATHS)
+def test_im2col_layout_by_hand(path):
     # x = 1..9 in one 3x3 plane; 2x2 kernel, stride 1, padding 1 on top/left only, output 2x2
     x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
     cols = ref_conv.im2col(x, _geom(2, 2, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3))
@@ -77,21 +93,24 @@ def test_im2col_layout_by_hand():
                      [1, 2, 4, 5]],  # (1, 1): (0,0) (0,1) (1,0) (1,1)
                     dtype=float)
     np.testing.assert_array_equal(cols[0], want)
-    np.testing.assert_array_equal(numba_conv.im2col(x, _geom(2, 2, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3)), cols)
+    with _path(path):
+        np.testing.assert_array_equal(numba_conv.im2col(x, _geom(2, 2, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3)), cols)
 
 
 @settings(max_examples=30)
 @given(g=geometries(), seed=st.integers(0, 2**31 - 1))
-@pytest.mark.parametrize("impl", [ref_conv, numba_conv], ids=["reference", "numba"])
-def test_col2im_is_the_adjoint_of_im2col(impl, g, seed):
+@pytest.mark.parametrize("impl, path", [(ref_conv, "rows"), (numba_conv, "rows"), (numba_conv, "table")],
+                         ids=["reference", "numba-rows", "numba-table"])
+def test_col2im_is_the_adjoint_of_im2col(impl, path, g, seed):
     """<im2col(x), c> == <x, col2im(c)> for every x and c: col2im is im2col's transpose."""
     rng = np.random.default_rng(seed)
     shape, args = _args(g)
     x = rng.standard_normal(shape)
-    cols = impl.im2col(x, args)
-    c = rng.standard_normal(cols.shape)
-    lhs = np.sum(cols * c)
-    rhs = np.sum(x * impl.col2im(c, args, shape[2], shape[3]))
+    with _path(path):
+        cols = impl.im2col(x, args)
+        c = rng.standard_normal(cols.shape)
+        lhs = np.sum(cols * c)
+        rhs = np.sum(x * impl.col2im(c, args, shape[2], shape[3]))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-12, atol=1e-12)
 
 
@@ -100,16 +119,18 @@ def test_col2im_is_the_adjoint_of_im2col(impl, g, seed):
     _geom(5, 5, 2, 2, 2, 2, 1, 1, 16, 16, 32, 32),
     _geom(3, 3, 1, 1, 2, 2, 2, 2, 32, 32, 32, 32),    # dilated
 ])
-def test_col2im_has_no_race(args):
+@pytest.mark.parametrize("path", PATHS)
+def test_col2im_has_no_race(args, path):
     """One channel, one thread-chunk per iteration, many repeats: any scatter-add race would show."""
     rng = np.random.default_rng(7)
     cols = rng.standard_normal((3, args.kh * args.kw, args.oh * args.ow))
     want = ref_conv.col2im(cols, args, 32, 32)
     numba.set_parallel_chunksize(1)
     try:
-        for _ in range(50):
-            np.testing.assert_array_equal(numba_conv.col2im(cols, args, 32, 32), want)
-            np.testing.assert_array_equal(numba_conv.im2col(want, args), ref_conv.im2col(want, args))
+        with _path(path):
+            for _ in range(50):
+                np.testing.assert_array_equal(numba_conv.col2im(cols, args, 32, 32), want)
+                np.testing.assert_array_equal(numba_conv.im2col(want, args), ref_conv.im2col(want, args))
     finally:
         numba.set_parallel_chunksize(0)
 
@@ -281,35 +302,56 @@ def test_cpu_gemm_linear_forward_read_the_other_way(monkeypatch, M, K, N, given_
     assert swapped == ([1] if N > M else [])
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @settings(max_examples=20)
 @given(g=geometries())
-def test_serial_twins_equal_reference(dtype, g):
-    """The serial twins (what a slice of a batch runs, kernels/cpu/_threads.py) compute what the
-    parallel kernels and the reference compute, bit for bit."""
+def test_serial_twins_equal_reference(dtype, path, g):
+    """The serial twins (what a slice of a batch runs, kernels/cpu/_threads.py; what a small
+    im2col runs) compute what the parallel kernels and the reference compute, bit for bit."""
     shape, args = _args(g)
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     cols = ref_conv.im2col(x, args)
+    im2col, col2im = ((numba_conv._im2col, numba_conv._col2im) if path == "rows" else
+                      (numba_conv._im2col_gather, numba_conv._col2im_gather))
     got = np.full_like(cols, np.nan)                    # every entry must be written
-    numba_conv._im2col_serial(x, got, args, False)
+    serial_twin(im2col)(x, got, args, False)
     np.testing.assert_array_equal(got, cols)
     dx = np.full_like(x, np.nan)
-    numba_conv._col2im_serial(cols, dx, args, False)
+    serial_twin(col2im)(cols, dx, args, False)
     np.testing.assert_array_equal(dx, ref_conv.col2im(cols, args, *shape[2:]))
 
 
+def test_short_rows_take_the_table_and_long_rows_the_row_copies(monkeypatch):
+    """GATHER_BELOW decides by the output's row length, in im2col, col2im and their folded forms."""
+    calls = []
+    for name in ("_im2col", "_col2im", "_im2col_gather", "_col2im_gather"):
+        monkeypatch.setattr(numba_conv, name, (lambda name: lambda *a: calls.append(name))(name))
+    monkeypatch.setattr(numba_conv, "sized", lambda k, n: k)
+    short, long_ = _geom(3, 3, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2), _geom(3, 3, 1, 1, 1, 1, 1, 1, 8, 8, 8, 8)
+    for g, H in ((short, 2), (long_, 8)):
+        x = np.zeros((2, 3, H, H), np.float32)
+        numba_conv.im2col(x, g)
+        numba_conv._folded_im2col(x, g)
+        numba_conv.col2im(np.zeros((2, 27, H * H), np.float32), g, H, H)
+        numba_conv._folded_col2im(np.zeros((27, 2 * H * H), np.float32), g, 2, H, H)
+    assert calls == ["_im2col_gather"] * 2 + ["_col2im_gather"] * 2 + ["_im2col"] * 2 + ["_col2im"] * 2
+
+
+@pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=20)
 @given(g=geometries())
-def test_folded_columns_are_the_columns_with_the_batch_inside(g):
+def test_folded_columns_are_the_columns_with_the_batch_inside(path, g):
     """Plan 3's layout: _folded_im2col writes row k of sample n at columns n*L .. n*L+L-1 of row
     k, and _folded_col2im reads it back: the reference's, bit for bit."""
     shape, args = _args(g)
     x = np.random.default_rng(1).standard_normal(shape)
     cols = ref_conv.im2col(x, args)                                   # (N, CKK, L)
     N, CKK, L = cols.shape
-    folded = numba_conv._folded_im2col(x, args)
-    np.testing.assert_array_equal(folded, cols.transpose(1, 0, 2).reshape(CKK, N * L))
-    dx = numba_conv._folded_col2im(folded, args, N, *shape[2:])
+    with _path(path):
+        folded = numba_conv._folded_im2col(x, args)
+        np.testing.assert_array_equal(folded, cols.transpose(1, 0, 2).reshape(CKK, N * L))
+        dx = numba_conv._folded_col2im(folded, args, N, *shape[2:])
     np.testing.assert_array_equal(dx, ref_conv.col2im(cols, args, *shape[2:]))
 
 

@@ -14,7 +14,10 @@ j*dil_w on (stride sw), with no bounds tests in the inner loops. col2im adds eve
 into a zero padded plane the same way, in the reference's (i, j, oy, ox) order, and copies the
 plane's interior out, so the sums agree with the reference bit for bit. Without padding the
 plane is x's (dx's) own: no copy in or out. Stride 1 has a loop of its own, a plain copy that
-LLVM turns into vector moves (LeNet's conv2: im2col 25% faster, the layer 7% faster).
+LLVM turns into vector moves (LeNet's conv2: im2col 25% faster, the layer 7% faster). Maps of
+short output rows (ow < GATHER_BELOW: ResNet's 4x4 and 2x2 maps) go entry by entry through a
+table of where each tap of each window reads (_tap_sources) instead, as rows of 2 or 4 pixels
+cost more in loop overhead than in copying.
 
 Indices are flat and unsigned (np.uint64): a signed index could be negative, which NumPy reads
 from the end, so the compiler must test every one and cannot emit plain vector copies; on short
@@ -183,11 +186,83 @@ def _col2im(cols, dx, geom, folded):
 _im2col_serial, _col2im_serial = serial_twin(_im2col), serial_twin(_col2im)
 
 
+# ---- im2col on maps of short rows: a gather through a table of taps ------------------------
+# A 2x2 map's rows are 2 pixels long: the loops above spend more on each row (its bounds, its
+# loop) than on its copy, and ResNet-18's three 512->512 layers on 2x2 maps spent 0.9 ms in each
+# im2col of 1.2 MB. Below GATHER_BELOW output columns, every entry comes through a table of
+# where each tap of each window reads instead: 4x faster there, 2x on 4x4 maps, slower on long
+# rows (figures: benchmarks/results/cpu_measurements.md).
+GATHER_BELOW = 8               # output rows shorter than this go through the table
+
+
+@kernel(parallel=False)
+def _tap_sources(H, W, geom):
+    """src (kh*kw, L): where window l's tap t reads in its (n, c) plane, y*W + x with
+    y = oy*sh - pt + i*dil_h, x = ox*sw - pl + j*dil_w (t = i*kw + j, l = oy*ow + ox); -1 when
+    that pixel lies in the padding."""
+    kh, kw, sh, sw, pt, pl, pb, pr, dil_h, dil_w, groups, oh, ow = geom
+    src = np.empty((kh * kw, oh * ow), dtype=np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            for oy in range(oh):
+                for ox in range(ow):
+                    y, x = oy * sh - pt + i * dil_h, ox * sw - pl + j * dil_w
+                    src[i * kw + j, oy * ow + ox] = y * W + x if 0 <= y < H and 0 <= x < W else -1
+    return src
+
+
+@kernel
+def _im2col_gather(x, cols, geom, folded):
+    """_im2col through the table: cols row (c, t) of sample n, entry l = x's plane (n, c) at
+    src[t, l], or 0."""
+    N, C, H, W = x.shape
+    kk, L = geom.kh * geom.kw, geom.oh * geom.ow
+    sn, sk = _row_strides(N, C, kk, L, folded)
+    src = _tap_sources(H, W, geom)
+    xf, cf = x.reshape(-1), cols.reshape(-1)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        for t in range(kk):
+            row = u(n * sn + (c * kk + t) * sk)
+            for l in range(L):
+                s = src[t, l]
+                cf[row + u(l)] = xf[u(p * H * W + s)] if s >= 0 else 0
+
+
+@kernel
+def _col2im_gather(cols, dx, geom, folded):
+    """_col2im through the table: plane (n, c) of dx += cols row (c, t) of sample n, entry l,
+    at src[t, l] (in the reference's (i, j, oy, ox) order: the same sums)."""
+    N, C, H, W = dx.shape
+    kk, L = geom.kh * geom.kw, geom.oh * geom.ow
+    sn, sk = _row_strides(N, C, kk, L, folded)
+    src = _tap_sources(H, W, geom)
+    cf, df = cols.reshape(-1), dx.reshape(-1)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        df[p * H * W:(p + 1) * H * W] = 0
+        for t in range(kk):
+            row = u(n * sn + (c * kk + t) * sk)
+            for l in range(L):
+                s = src[t, l]
+                if s >= 0:
+                    df[u(p * H * W + s)] += cf[row + u(l)]
+
+
+def _im2col_kernel(geom, n):
+    """The im2col for this geometry and n entries of columns: rows or table, threads or not."""
+    return sized(_im2col_gather if geom.ow < GATHER_BELOW else _im2col, n)
+
+
+def _col2im_kernel(geom, n):
+    return sized(_col2im_gather if geom.ow < GATHER_BELOW else _col2im, n)
+
+
 def im2col(x, geom):
     """cols (N, C*kh*kw, oh*ow) of x (N, C, H, W): see the legend."""
     N, C = x.shape[:2]
     cols = np.empty((N, C * geom.kh * geom.kw, geom.oh * geom.ow), dtype=x.dtype)
-    sized(_im2col, cols.size)(np.ascontiguousarray(x), cols, geom, False)
+    _im2col_kernel(geom, cols.size)(np.ascontiguousarray(x), cols, geom, False)
     return cols
 
 
@@ -195,7 +270,7 @@ def col2im(cols, geom, H, W):
     """dx (N, C, H, W): every column entry added back to the pixel it was copied from."""
     N, C = cols.shape[0], cols.shape[1] // (geom.kh * geom.kw)
     dx = np.empty((N, C, H, W), dtype=cols.dtype)
-    sized(_col2im, cols.size)(np.ascontiguousarray(cols), dx, geom, False)
+    _col2im_kernel(geom, cols.size)(np.ascontiguousarray(cols), dx, geom, False)
     return dx
 
 
@@ -203,7 +278,7 @@ def _folded_im2col(x, geom):
     """colsT (C*kh*kw, N*oh*ow): im2col's columns with the batch inside the rows (plan 3)."""
     N, C = x.shape[:2]
     cols = np.empty((C * geom.kh * geom.kw, N * geom.oh * geom.ow), dtype=x.dtype)
-    sized(_im2col, cols.size)(np.ascontiguousarray(x), cols, geom, True)
+    _im2col_kernel(geom, cols.size)(np.ascontiguousarray(x), cols, geom, True)
     return cols
 
 
@@ -211,7 +286,7 @@ def _folded_col2im(colsT, geom, N, H, W):
     """dx (N, C, H, W) = col2im of columns laid out as _folded_im2col's."""
     C = colsT.shape[0] // (geom.kh * geom.kw)
     dx = np.empty((N, C, H, W), dtype=colsT.dtype)
-    sized(_col2im, colsT.size)(np.ascontiguousarray(colsT), dx, geom, True)
+    _col2im_kernel(geom, colsT.size)(np.ascontiguousarray(colsT), dx, geom, True)
     return dx
 
 
