@@ -285,19 +285,25 @@ def weight_transform(w):
 def weight_grad_transform(du):
     _, O, Cg = du.shape
     dw = np.empty((O, Cg, 3, 3), dtype=du.dtype)
-    half = 0.5
+    half = du.dtype.type(0.5)                            # exact in any precision
     for o in prange(O):
-        s = np.empty((3, 4), dtype=du.dtype)
-        for c in range(Cg):
-            for b in range(4):                         # down the columns: G^T dU
+        s = np.empty((3, 4, Cg), dtype=du.dtype)         # G^T dU of row o, channels last
+        k = np.empty((3, 3, Cg), dtype=du.dtype)
+        for b in range(4):                               # down the columns: G^T dU
+            for c in range(Cg):
                 d0, d1, d2, d3 = du[b, o, c], du[4 + b, o, c], du[8 + b, o, c], du[12 + b, o, c]
-                s[0, b] = d0 + (d1 + d2) * half
-                s[1, b] = (d1 - d2) * half
-                s[2, b] = (d1 + d2) * half + d3
-            for i in range(3):                         # along the rows: (G^T dU) G
-                dw[o, c, i, 0] = s[i, 0] + (s[i, 1] + s[i, 2]) * half
-                dw[o, c, i, 1] = (s[i, 1] - s[i, 2]) * half
-                dw[o, c, i, 2] = (s[i, 1] + s[i, 2]) * half + s[i, 3]
+                s[0, b, c] = d0 + (d1 + d2) * half
+                s[1, b, c] = (d1 - d2) * half
+                s[2, b, c] = (d1 + d2) * half + d3
+        for i in range(3):                               # along the rows: (G^T dU) G
+            for c in range(Cg):
+                k[i, 0, c] = s[i, 0, c] + (s[i, 1, c] + s[i, 2, c]) * half
+                k[i, 1, c] = (s[i, 1, c] - s[i, 2, c]) * half
+                k[i, 2, c] = (s[i, 1, c] + s[i, 2, c]) * half + s[i, 3, c]
+        for c in range(Cg):                              # back to w's layout, taps last
+            for i in range(3):
+                for j in range(3):
+                    dw[o, c, i, j] = k[i, j, c]
     return dw
 
 
