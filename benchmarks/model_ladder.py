@@ -116,9 +116,10 @@ def markdown(result):
         rounds = " ".join(f"{a * 1e3:.0f}/{b * 1e3:.0f}" for a, b in zip(r["minicnn_rounds"], r["pytorch_rounds"]))
         lines.append(f"| {case} | {r['params']:,} | {r['minicnn'] * 1e3:.1f} | {r['pytorch'] * 1e3:.1f} | "
                      f"{r['ratio']:.2f}x | {rounds} |")
-    s = result["summary"]
-    lines += ["", f"Median ratio: {s['median_ratio']:.2f}x (target <= 0.85x); worst: {s['worst_ratio']:.2f}x "
-              f"({s['worst_case']}; target <= 1.0x each)."]
+    s = result.get("summary")
+    if s:
+        lines += ["", f"Median ratio: {s['median_ratio']:.2f}x (target <= 0.85x); worst: {s['worst_ratio']:.2f}x "
+                  f"({s['worst_case']}; target <= 1.0x each)."]
     if result.get("memory"):
         lines += ["", "## Peak memory growth of one training step", "",
                   "| model, batch, input | minicnn MiB | PyTorch MiB | minicnn / PyTorch |", "|---|---|---|---|"]
@@ -152,9 +153,10 @@ def main(argv=None):
     ratios = {c: times[c]["minicnn"] / times[c]["pytorch"] for c in cases}
     for c in cases:
         result["time"][c]["ratio"] = ratios[c]
-    worst = max(ratios, key=ratios.get)
-    result["summary"] = {"median_ratio": statistics.median(ratios.values()), "worst_ratio": ratios[worst],
-                         "worst_case": worst}
+    if ratios:   # (--only may name memory cases alone)
+        worst = max(ratios, key=ratios.get)
+        result["summary"] = {"median_ratio": statistics.median(ratios.values()), "worst_ratio": ratios[worst],
+                             "worst_case": worst}
     if not args.no_memory:
         mem_cases = [c for c in MEMORY_CASES if args.only in c]
         mem = fair.memory(__file__, ["minicnn", "pytorch"], mem_cases, log=print)

@@ -55,9 +55,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     for x in inputs:
         if isinstance(x, Tensor):
             x.grad = None
-    for o, r in zip(outs, weights):
-        if o.requires_grad:
-            o.backward(r.astype(o.dtype))
+    wanted = [(o, r) for o, r in zip(outs, weights) if o.requires_grad]
+    for k, (o, r) in enumerate(wanted):     # outputs may share nodes: keep them for the next one
+        o.backward(r.astype(o.dtype), retain_graph=k < len(wanted) - 1)
 
     for i in checked:
         x = inputs[i]

@@ -4,11 +4,14 @@ Define-by-run: every op is a `Function` whose `apply` runs `forward` on raw arra
 gradient is wanted, records a `Context` node that remembers where its inputs came from.
 `Tensor.backward` sorts those nodes in reverse topological order and calls each node's
 hand-written `backward` once, after every consumer of its outputs has added its share of the
-gradient.
+gradient. A node then drops the arrays its forward kept for it, so the activations go as the
+walk passes them (as in PyTorch: a second backward through such a node needs retain_graph=True).
 
 Everything op-specific (add, conv2d, ...) lives in `minicnn.functional`; this file only knows
 how to build and walk the graph.
 """
+import types
+
 import numpy as np
 
 from . import _grad_mode
@@ -95,8 +98,9 @@ class Tensor:
         return f"Tensor({np.array2string(self.numpy(), precision=4, separator=', ')}, dtype={self.dtype}{dev}{grad})"
 
     # ---- backward ---------------------------------------------------------------------
-    def backward(self, grad=None):
-        """Add d(self)/d(leaf) * grad into `.grad` of every leaf that requires grad."""
+    def backward(self, grad=None, retain_graph=False):
+        """Add d(self)/d(leaf) * grad into `.grad` of every leaf that requires grad. Each node's
+        saved arrays are freed once its backward has run, unless retain_graph (PyTorch's rule)."""
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no graph")
         if grad is None:
@@ -117,7 +121,9 @@ class Tensor:
         _hand(grad, handed)
         for node in reversed(_topological_order(self._node)):
             outs = [grads.pop((id(node), i), None) for i in range(len(node.out_meta))]
-            node.run_backward(outs, grads, handed)
+            ran = node.run_backward(outs, grads, handed)
+            if ran and not retain_graph:
+                node.free()
 
     def _accumulate(self, grad, owned=False):
         """Add into .grad; a fresh array that nothing else holds (`owned`) is kept without a copy."""
@@ -197,16 +203,36 @@ class Context:
         self.retained = []         # outputs that asked for retain_grad, by index
         self.needs_input_grad = ()
         self.device = "cpu"        # where the outputs (and so their gradients) live
+        self.freed = False         # its saved arrays were dropped after its backward ran
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
 
+    def free(self):
+        """Drop every float array the forward kept (in ctx.saved, in any attribute, in a kernel's
+        saved namespace), keeping the graph and the rest (shapes, flags, index arrays, a
+        kernel's plan): the memory of the activations."""
+        for name, value in list(vars(self).items()):
+            if name in _GRAPH_FIELDS:
+                continue
+            holder = value if isinstance(value, types.SimpleNamespace) else None
+            for field, v in (vars(holder).items() if holder else [(name, value)]):
+                if _holds_arrays(v):
+                    setattr(holder or self, field, None)
+                    self.freed = True
+
     def run_backward(self, out_grads, grads, handed):
+        """Run this node's backward and hand the input gradients on. -> False when there was
+        nothing to do (no gradient reached any output)."""
         for i, out in self.retained:
             if out_grads[i] is not None:
                 out._accumulate(out_grads[i])
         if all(g is None for g in out_grads):
-            return
+            return False
+        if self.freed:
+            raise RuntimeError(f"{self.fn.__name__}.backward: a backward already ran through this graph and "
+                               f"freed the arrays its ops saved; run the forward again, or pass "
+                               f"retain_graph=True to the first backward (as in PyTorch)")
         E = lookup("elementwise", self.device)
         out_grads = [E.zeros(s, d) if g is None else g for g, (s, d) in zip(out_grads, self.out_meta)]
         in_grads = self.fn.backward(self, *out_grads)
@@ -228,6 +254,22 @@ class Context:
             else:
                 key = (id(t._node), t._index)
                 grads[key] = g if key not in grads else lookup("elementwise", g).add(grads[key], g)
+        return True
+
+
+_GRAPH_FIELDS = ("fn", "inputs", "out_meta", "retained", "needs_input_grad", "device", "freed")
+
+
+def _holds_arrays(value):
+    """Whether a saved value holds a floating-point array of one element or more (NumPy's or a
+    device's, or a tuple or list holding one): the activations and their like, what
+    Context.free drops. Integer arrays (pooling's argmax, indexing's offsets: a fraction of the
+    memory) and 0-d arrays (a Python number an op turned into a tensor) are kept, as PyTorch
+    keeps scalars."""
+    if isinstance(value, (tuple, list)):
+        return any(_holds_arrays(v) for v in value)
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    return isinstance(shape, tuple) and len(shape) > 0 and getattr(dtype, "kind", None) in ("f", "c")
 
 
 class Output:

@@ -119,15 +119,18 @@ def test_batch_chunks_give_the_same_result(rng, monkeypatch):
 
 
 def test_second_backward_through_the_same_graph(rng):
-    """The forward's columns are freed after the first backward; a second one recomputes them."""
+    """The forward's columns are freed by the first backward; with retain_graph a second one
+    recomputes them from the kept input; without, the graph's arrays are gone (PyTorch's rule)."""
     x, w = T(rng.standard_normal((2, 3, 5, 5))), T(rng.standard_normal((4, 3, 3, 3)))
     out = F.conv2d(x, w, padding=1)
     g = rng.standard_normal(out.shape)
-    out.backward(g)
+    out.backward(g, retain_graph=True)
     first = w.grad.copy(), x.grad.copy()
     out.backward(g)
     np.testing.assert_allclose(w.grad, 2 * first[0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(x.grad, 2 * first[1], rtol=1e-12, atol=1e-12)
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        out.backward(g)
 
 
 def test_empty_batch(rng):

@@ -1,4 +1,7 @@
 """The autograd core: dtypes, every Tensor operator forward and backward, the graph walk."""
+import types
+import weakref
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -172,6 +175,77 @@ def test_gradients_accumulate_until_reset():
     x.grad = None
     (x * 2).sum().backward()
     np.testing.assert_allclose(x.grad, [2.0, 2.0])
+
+
+def test_backward_frees_each_nodes_saved_arrays_as_the_walk_passes():
+    """Once a node's backward has run, the arrays its forward kept are gone, before the walk
+    reaches the nodes below it (the activations' memory, as in PyTorch); plain values stay."""
+    kept, seen_below = [], []
+
+    class Keeps(mc.Function):          # y = 2x, keeping a fresh array that only its ctx holds
+        @staticmethod
+        def forward(ctx, a):
+            twice = a * 2
+            kept.append(weakref.ref(twice))
+            ctx.save_for_backward(twice)
+            ctx.factor, ctx.extra = 2, [twice[:1]]
+            ctx.state = types.SimpleNamespace(plan="kept", scratch=twice[1:])
+            return twice.copy()
+
+        @staticmethod
+        def backward(ctx, g):
+            (twice,) = ctx.saved
+            assert twice is not None and ctx.extra is not None
+            return g * ctx.factor
+
+    class Below(mc.Function):          # the identity, looking up at Keeps' array as it runs
+        @staticmethod
+        def forward(ctx, a):
+            return a.copy()
+
+        @staticmethod
+        def backward(ctx, g):
+            seen_below.append(kept[0]())
+            return g
+
+    x = t64(np.arange(6.0))
+    y = Keeps.apply(Below.apply(x))
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * np.ones(6))
+    assert seen_below == [None] and kept[0]() is None
+    node = y._node
+    assert node.freed and node.saved is None and node.extra is None and node.factor == 2
+    assert node.state.plan == "kept" and node.state.scratch is None
+
+
+def test_a_second_backward_through_saved_arrays_needs_retain_graph():
+    x = t64([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, [4.0, 8.0])
+    with pytest.raises(RuntimeError, match=r"Mul\.backward: a backward already ran.*retain_graph=True"):
+        y.backward()
+
+
+def test_a_graph_that_saved_no_activation_runs_backward_twice_as_in_pytorch():
+    """x * 3, x / 2, sums, reshapes and indexing keep numbers, shapes and index arrays only,
+    which are not freed."""
+    x = t64([1.0, 2.0])
+    y = ((x * 3) / 2).reshape(2, 1)[[0, 1, 1]].sum()
+    y.backward()
+    y.backward()
+    np.testing.assert_allclose(x.grad, [3.0, 6.0])
+
+
+def test_mul_and_div_keep_an_operand_only_for_the_other_ones_gradient():
+    a, b = t64([1.0, 2.0]), t64([3.0, 4.0], grad=False)
+    assert (a * b)._node.saved[0] is None and (a / b)._node.saved[0] is None
+    p, q = (b * a)._node.saved, (b / a)._node.saved
+    assert p[0] is not None and p[1] is None and q[0] is not None
+    y = (b / a).sum()
+    y.backward()
+    np.testing.assert_allclose(a.grad, -b.data / a.data ** 2)
 
 
 def test_backward_needs_grad_for_non_scalar_and_checks_its_shape():

@@ -69,29 +69,38 @@ class Sub(Function):
 
 
 class Mul(Function):
+    """out = a * b;  d/da = g * b,  d/db = g * a: each operand is kept only for the other's
+    gradient (x * 3 keeps the 3, not x)."""
+
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        ctx.save_for_backward(a if need_b else None, b if need_a else None)
+        ctx.shapes = a.shape, b.shape
         return _E(a).mul(a, b)
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved
-        E = _E(g)
-        return unbroadcast(E.mul(g, b), a.shape), unbroadcast(E.mul(g, a), b.shape)
+        (a, b), (sa, sb), E = ctx.saved, ctx.shapes, _E(g)
+        return (None if b is None else unbroadcast(E.mul(g, b), sa),
+                None if a is None else unbroadcast(E.mul(g, a), sb))
 
 
 class Div(Function):
+    """out = a / b;  d/da = g / b,  d/db = -g * a / b^2 (a kept only for b's gradient)."""
+
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
+        ctx.shapes = a.shape, b.shape
         return _E(a).div(a, b)
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved
-        E = _E(g)
-        return unbroadcast(E.div(g, b), a.shape), unbroadcast(E.div(E.mul(E.neg(g), a), E.mul(b, b)), b.shape)
+        (a, b), (sa, sb), E = ctx.saved, ctx.shapes, _E(g)
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(E.div(g, b), sa) if need_a else None,
+                unbroadcast(E.div(E.mul(E.neg(g), a), E.mul(b, b)), sb) if need_b else None)
 
 
 class Pow(Function):
