@@ -215,10 +215,11 @@ class Context:
         for name, value in list(vars(self).items()):
             if name in _GRAPH_FIELDS:
                 continue
-            holder = value if isinstance(value, types.SimpleNamespace) else None
-            for field, v in (vars(holder).items() if holder else [(name, value)]):
+            kernel_state = isinstance(value, types.SimpleNamespace)
+            owner, fields = (value, vars(value)) if kernel_state else (self, {name: value})
+            for field, v in list(fields.items()):
                 if _holds_arrays(v):
-                    setattr(holder or self, field, None)
+                    setattr(owner, field, None)
                     self.freed = True
 
     def run_backward(self, out_grads, grads, handed):
