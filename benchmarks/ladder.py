@@ -325,7 +325,8 @@ def markdown(result):
     lines = [f"# Speed ladder ({result['date']})", "",
              "Forward+backward medians in milliseconds; ratios < 1 mean minicnn's Numba kernels are faster.",
              "Numba/PyTorch: minicnn (Numba) and PyTorch each in a worker process of its own, turns alternated",
-             "over 3 rounds (benchmarks/fair.py); the other columns are minicnn's rungs, interleaved in one process.",
+             f"over {result.get('rounds', 3)} rounds (benchmarks/fair.py); the other columns are minicnn's rungs, "
+             "interleaved in one process.",
              "", "Machine: " + ", ".join(f"{k}={v}" for k, v in result["machine"].items()), "",
              f"Measured sgemm rate: {result['sgemm_gflops']:.1f} GFLOP/s", "",
              "3x3 stride-1 layers with >= 16 channels run Winograd F(2x2, 3x3) (kernels/cpu/conv.py);",
@@ -356,6 +357,8 @@ def main(argv=None):
     ap.add_argument("--worker", choices=["minicnn", "pytorch"], help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="3 repeats instead of 9; results not saved")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--rounds", type=int, default=5,   # 3 rounds: the same layer moved 0.65-0.84x
+                    help="rounds of the fair comparison against PyTorch (default 5)")
     ap.add_argument("--only", metavar="TEXT", default="",
                     help="time only the conv and layer cases whose name contains TEXT (nothing saved)")
     args = ap.parse_args(argv)
@@ -372,7 +375,8 @@ def main(argv=None):
     for r in rows:
         r["numba_vs_pytorch"] = None
     if HAVE_TORCH:
-        fair_rows(rows, 1 if args.quick else 3, 3 if args.quick else 5)
+        rounds = 1 if args.quick else args.rounds
+        fair_rows(rows, rounds, 3 if args.quick else 5)
     timed = [r for r in rows if r["kind"] == "conv" and r.get("gemm_ceiling") and r["numba_vs_pytorch"]]
     conv = [r["numba_vs_pytorch"] for r in timed]
     named = [r["numba_vs_pytorch"] for r in timed if not r["case"].startswith("conv2d lenet.conv1")]
@@ -386,7 +390,7 @@ def main(argv=None):
         "kernels_reference_over_numba_min": float(min(r["reference"] / r["numba"] for r in rows if r["kind"] == "kernel")),
     }
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "sgemm_gflops": rate / 1e9,
-              "repeats": repeats, "rows": rows, "summary": summary, "cold_start": cold_start()}
+              "repeats": repeats, "rounds": rounds if HAVE_TORCH else 0, "rows": rows, "summary": summary, "cold_start": cold_start()}
     text = markdown(result)
     print(text)
     if not (args.quick or args.no_save):
