@@ -221,12 +221,12 @@ def _im2col_gather(x, cols, geom, folded):
     src = _tap_sources(H, W, geom)
     xf, cf = x.reshape(-1), cols.reshape(-1)
     for p in prange(N * C):
-        n, c = p // C, p % C
+        n, c, plane = p // C, p % C, p * H * W
         for t in range(kk):
             row = u(n * sn + (c * kk + t) * sk)
             for l in range(L):
                 s = src[t, l]
-                cf[row + u(l)] = xf[u(p * H * W + s)] if s >= 0 else 0
+                cf[row + u(l)] = xf[u(plane + s)] if s >= 0 else 0
 
 
 @kernel
@@ -239,30 +239,27 @@ def _col2im_gather(cols, dx, geom, folded):
     src = _tap_sources(H, W, geom)
     cf, df = cols.reshape(-1), dx.reshape(-1)
     for p in prange(N * C):
-        n, c = p // C, p % C
-        df[p * H * W:(p + 1) * H * W] = 0
+        n, c, plane = p // C, p % C, p * H * W
+        df[plane:plane + H * W] = 0
         for t in range(kk):
             row = u(n * sn + (c * kk + t) * sk)
             for l in range(L):
                 s = src[t, l]
                 if s >= 0:
-                    df[u(p * H * W + s)] += cf[row + u(l)]
+                    df[u(plane + s)] += cf[row + u(l)]
 
 
-def _im2col_kernel(geom, n):
-    """The im2col for this geometry and n entries of columns: rows or table, threads or not."""
-    return sized(_im2col_gather if geom.ow < GATHER_BELOW else _im2col, n)
-
-
-def _col2im_kernel(geom, n):
-    return sized(_col2im_gather if geom.ow < GATHER_BELOW else _col2im, n)
+def _by_rows(geom, n, rows, table):
+    """The kernel for this geometry and n entries of columns: the row copies, or the table on
+    short output rows; threads or not (sized)."""
+    return sized(table if geom.ow < GATHER_BELOW else rows, n)
 
 
 def im2col(x, geom):
     """cols (N, C*kh*kw, oh*ow) of x (N, C, H, W): see the legend."""
     N, C = x.shape[:2]
     cols = np.empty((N, C * geom.kh * geom.kw, geom.oh * geom.ow), dtype=x.dtype)
-    _im2col_kernel(geom, cols.size)(np.ascontiguousarray(x), cols, geom, False)
+    _by_rows(geom, cols.size, _im2col, _im2col_gather)(np.ascontiguousarray(x), cols, geom, False)
     return cols
 
 
@@ -270,7 +267,7 @@ def col2im(cols, geom, H, W):
     """dx (N, C, H, W): every column entry added back to the pixel it was copied from."""
     N, C = cols.shape[0], cols.shape[1] // (geom.kh * geom.kw)
     dx = np.empty((N, C, H, W), dtype=cols.dtype)
-    _col2im_kernel(geom, cols.size)(np.ascontiguousarray(cols), dx, geom, False)
+    _by_rows(geom, cols.size, _col2im, _col2im_gather)(np.ascontiguousarray(cols), dx, geom, False)
     return dx
 
 
@@ -278,7 +275,7 @@ def _folded_im2col(x, geom):
     """colsT (C*kh*kw, N*oh*ow): im2col's columns with the batch inside the rows (plan 3)."""
     N, C = x.shape[:2]
     cols = np.empty((C * geom.kh * geom.kw, N * geom.oh * geom.ow), dtype=x.dtype)
-    _im2col_kernel(geom, cols.size)(np.ascontiguousarray(x), cols, geom, True)
+    _by_rows(geom, cols.size, _im2col, _im2col_gather)(np.ascontiguousarray(x), cols, geom, True)
     return cols
 
 
@@ -286,7 +283,7 @@ def _folded_col2im(colsT, geom, N, H, W):
     """dx (N, C, H, W) = col2im of columns laid out as _folded_im2col's."""
     C = colsT.shape[0] // (geom.kh * geom.kw)
     dx = np.empty((N, C, H, W), dtype=colsT.dtype)
-    _col2im_kernel(geom, colsT.size)(np.ascontiguousarray(colsT), dx, geom, True)
+    _by_rows(geom, colsT.size, _col2im, _col2im_gather)(np.ascontiguousarray(colsT), dx, geom, True)
     return dx
 
 
